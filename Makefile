@@ -1,0 +1,55 @@
+# Tonearm — `make run` sets everything up and starts the server with a demo catalog; `make test` runs the suite.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export TONEARM_DATA_DIR ?= ./var
+export TONEARM_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
+.PHONY: help setup system-deps run serve worker demo migrate test test-fast lint typecheck bench clean
+
+help: ## list every target
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+system-deps: ## install ffmpeg (and chromium for browser tests) from Debian if missing
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || \
+	  { echo "installing ffmpeg…"; (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg) >/dev/null; }
+
+$(BIN)/tonearm: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+setup: system-deps $(BIN)/tonearm ## create the virtualenv and install Tonearm with its dev tools
+
+migrate: setup ## upgrade the database schema
+	$(BIN)/tonearm migrate
+
+demo: setup ## synthesize and import the demo catalog (idempotent)
+	$(BIN)/tonearm demo
+
+run: setup ## set up, seed the demo catalog on first start, and serve on http://127.0.0.1:8080
+	$(BIN)/tonearm demo
+	$(BIN)/tonearm serve
+
+serve: setup ## start the server without seeding
+	$(BIN)/tonearm serve
+
+worker: setup ## start a separate job worker process
+	$(BIN)/tonearm worker
+
+test: setup ## the whole suite: unit, contract, integration (SQLite + PostgreSQL), end-to-end
+	$(BIN)/pytest -q
+
+test-fast: setup ## unit and contract tests only
+	$(BIN)/pytest -q tests/unit tests/contract
+
+lint: setup ## ruff and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: setup ## run the benchmarks (see docs/benchmarks.md)
+	$(BIN)/python bench/run_all.py
+
+clean: ## remove the virtualenv and local data
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

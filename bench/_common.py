@@ -1,0 +1,182 @@
+"""Shared bits for the benchmark scripts: machine description, a server launcher, seeding."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from tonearm import migrate
+from tonearm.domains.catalog.tables import albums, artists, image_variants, images, track_artists, tracks
+from tonearm.kernel.db import make_engine
+from tonearm.kernel.ids import new_id
+
+
+def machine() -> str:
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    py = platform.python_version()
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {py}, {platform.system()}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed_catalog(url: str, n_tracks: int, *, per_album: int = 10, per_artist: int = 2) -> list[str]:
+    """Writes a synthetic catalog straight into the database (metadata only) and returns track ids."""
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    rng = random.Random(1)
+    now = dt.datetime.now(dt.UTC)
+    track_ids: list[str] = []
+    n_albums = max(1, n_tracks // per_album)
+    with engine.begin() as conn:
+        artist_rows, album_rows, image_rows, variant_rows = [], [], [], []
+        for a in range(max(1, n_albums // per_artist)):
+            artist_rows.append(
+                {"id": new_id(), "name": f"Artist {a}", "name_key": f"artist {a}", "created_at": now}
+            )
+        for b in range(n_albums):
+            image_id = new_id()
+            image_rows.append(
+                {"id": image_id, "source": "generated", "content_hash": None, "created_at": now}
+            )
+            for size in (640, 300, 64):
+                variant_rows.append(
+                    {
+                        "image_id": image_id,
+                        "size": size,
+                        "width": size,
+                        "height": size,
+                        "blob_key": f"images/{image_id}/{size}.jpg",
+                        "content_type": "image/jpeg",
+                        "bytes": 1,
+                    }
+                )
+            artist = artist_rows[b % len(artist_rows)]
+            album_rows.append(
+                {
+                    "id": new_id(),
+                    "name": f"Album {b}",
+                    "artist_id": artist["id"],
+                    "match_key": f"|{artist['id']}|album {b}",
+                    "album_type": "album",
+                    "release_date": f"{1970 + b % 55}-01-01",
+                    "release_date_precision": "day",
+                    "image_id": image_id,
+                    "created_at": now,
+                }
+            )
+        conn.execute(sa.insert(artists), artist_rows)
+        conn.execute(sa.insert(images), image_rows)
+        conn.execute(sa.insert(image_variants), variant_rows)
+        conn.execute(sa.insert(albums), album_rows)
+        batch_t, batch_ta = [], []
+        for t in range(n_tracks):
+            album = album_rows[t % n_albums]
+            tid = new_id()
+            track_ids.append(tid)
+            batch_t.append(
+                {
+                    "id": tid,
+                    "title": f"Track {t}",
+                    "album_id": album["id"],
+                    "duration_ms": rng.randint(90_000, 400_000),
+                    "track_number": t // n_albums + 1,
+                    "disc_number": 1,
+                    "isrc": f"ZZBEN{t:07d}",
+                    "explicit": False,
+                    "status": "ready",
+                    "visibility": "public",
+                    "content_hash": f"{t:064x}",
+                    "play_count": rng.randint(0, 5000),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            batch_ta.append({"track_id": tid, "artist_id": album["artist_id"], "position": 0})
+            if len(batch_t) == 5000:
+                conn.execute(sa.insert(tracks), batch_t)
+                conn.execute(sa.insert(track_artists), batch_ta)
+                batch_t, batch_ta = [], []
+        if batch_t:
+            conn.execute(sa.insert(tracks), batch_t)
+            conn.execute(sa.insert(track_artists), batch_ta)
+    engine.dispose()
+    return track_ids
+
+
+class Server:
+    """`tonearm serve` in a subprocess, waited on until /readyz answers."""
+
+    def __init__(self, env: dict[str, str], *, workers: int = 1) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            **env,
+            "TONEARM_PORT": str(self.port),
+            "TONEARM_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
+            "TONEARM_INPROCESS_WORKERS": "0",
+            "TONEARM_LOG_LEVEL": "WARNING",
+        }
+        self.workers = workers
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Server:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tonearm", "serve", "--workers", str(self.workers)], env=self.env
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def pids(self) -> list[int]:
+        assert self.proc is not None
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        return [self.proc.pid, *map(int, out)]
+
+    def rss_mb(self) -> dict[int, float]:
+        rss = {}
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        rss[pid] = int(line.split()[1]) / 1024
+            except OSError:
+                pass
+        return rss
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

@@ -1,0 +1,97 @@
+"""GET /v1/tracks/{id}: throughput (wrk, saturating) and latency at a fixed 1,000 requests/s, with a
+100,000-track catalog; plus the server's memory (RSS).
+
+    .venv/bin/python bench/api_tracks.py [--tracks 100000] [--db sqlite|postgres] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import subprocess
+import tempfile
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from _common import Server, machine, seed_catalog
+
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+LUA = """
+local ids = {}
+for line in io.lines("%(ids)s") do ids[#ids + 1] = line end
+request = function()
+  return wrk.format("GET", "/v1/tracks/" .. ids[math.random(#ids)])
+end
+%(delay)s
+"""
+
+
+def wrk(base: str, ids_file: Path, *, connections: int, seconds: int, delay_ms: float | None) -> str:
+    delay = f"delay = function() return {delay_ms} end" if delay_ms else ""
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(LUA % {"ids": ids_file, "delay": delay})
+    return subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def parse(out: str) -> dict[str, str]:
+    res = {"rps": re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)}  # type: ignore[union-attr]
+    for pct in ("50", "90", "99"):
+        m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+\w+)", out)
+        res[f"p{pct}"] = m.group(1) if m else "?"
+    errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    res["non2xx"] = errs.group(1) if errs else "0"
+    sock = re.search(r"Socket errors: (.*)", out)
+    res["socket_errors"] = sock.group(1) if sock else "none"
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tracks", type=int, default=100_000)
+    ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seconds", type=int, default=15)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="tonearm-bench-"))
+    if args.db == "sqlite":
+        url = f"sqlite:///{tmp / 'bench.db'}"
+    else:
+        schema = "bench_" + secrets.token_hex(4)
+        eng = sa.create_engine(PG.replace("postgresql://", "postgresql+psycopg://"))
+        with eng.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        url = f"{PG}?options=-csearch_path%3D{schema}"
+    ids = seed_catalog(url, args.tracks)
+    ids_file = tmp / "ids.txt"
+    ids_file.write_text("\n".join(ids))
+    print(f"machine: {machine()}")
+    print(f"catalog: {len(ids)} tracks on {args.db}; server: {args.workers} uvicorn worker(s)")
+    env = {"TONEARM_DATA_DIR": str(tmp / "data"), "TONEARM_DATABASE_URL": url, "TONEARM_SECRET_KEY": "b" * 40}
+    with Server(env, workers=args.workers) as srv:
+        sample = httpx.get(f"{srv.base}/v1/tracks/{ids[0]}").json()
+        assert sample["id"] == ids[0], sample
+        wrk(srv.base, ids_file, connections=32, seconds=3, delay_ms=None)  # warm caches and JIT-free paths
+        sat = parse(wrk(srv.base, ids_file, connections=64, seconds=args.seconds, delay_ms=None))
+        # ~1,000 req/s: 50 connections each waiting 50 ms between requests.
+        fixed = parse(wrk(srv.base, ids_file, connections=50, seconds=args.seconds, delay_ms=50))
+        rss = srv.rss_mb()
+    result = {"saturating": sat, "fixed_rate": fixed, "rss_mb": {str(k): round(v, 1) for k, v in rss.items()}}
+    print(json.dumps(result, indent=2))
+    print(
+        f"throughput: {sat['rps']} req/s (p99 {sat['p99']}); at ~{fixed['rps']} req/s: p50 {fixed['p50']}, "
+        f"p99 {fixed['p99']}; RSS per process (MB): {', '.join(f'{v:.0f}' for v in rss.values())}"
+    )
+
+
+if __name__ == "__main__":
+    main()

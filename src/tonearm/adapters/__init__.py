@@ -1,0 +1,1 @@
+"""Adapters: <port>/<technology>.py, chosen by URL scheme in bootstrap.py."""

@@ -1,0 +1,144 @@
+"""The composition root: Settings -> adapters (chosen by URL scheme) -> services.
+
+Nothing else in Tonearm constructs an adapter or a service; everything receives what it needs.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tonearm.config import Settings
+from tonearm.domains.accounts.service import AccountService
+from tonearm.domains.catalog.service import CatalogService
+from tonearm.domains.ingest import tasks as ingest_tasks
+from tonearm.domains.ingest.importer import Importer
+from tonearm.domains.ingest.service import IngestService
+from tonearm.domains.streaming.service import StreamingService
+from tonearm.kernel.clock import Clock, SystemClock
+from tonearm.kernel.db import Database, make_engine
+from tonearm.kernel.ratelimit import RateLimiter
+from tonearm.ports.blobs import BlobStore
+from tonearm.ports.jobs import JobQueue
+from tonearm.workers.runner import TaskRegistry, Worker
+
+
+def blob_store_for(url: str) -> BlobStore:
+    scheme = urlparse(url).scheme
+    if scheme == "file":
+        from tonearm.adapters.blobs.local import LocalBlobStore
+
+        return LocalBlobStore(Path(urlparse(url).path))
+    if scheme == "memory":
+        from tonearm.adapters.blobs.memory import MemoryBlobStore
+
+        return MemoryBlobStore()
+    raise ValueError(f"blob_url: unsupported scheme {scheme!r} (use file:// or memory://)")
+
+
+def job_queue_for(url: str, db: Database, settings: Settings, clock: Clock) -> JobQueue:
+    scheme = urlparse(url).scheme
+    if scheme == "db":
+        from tonearm.adapters.jobs.sql import SqlJobQueue
+
+        return SqlJobQueue(
+            db, lease_s=settings.job_lease_s, max_attempts=settings.job_max_attempts, clock=clock
+        )
+    if scheme == "memory":
+        from tonearm.adapters.jobs.memory import MemoryJobQueue
+
+        return MemoryJobQueue(lease_s=settings.job_lease_s, max_attempts=settings.job_max_attempts)
+    raise ValueError(f"queue_url: unsupported scheme {scheme!r} (use db:// or memory://)")
+
+
+def task_registry() -> TaskRegistry:
+    registry = TaskRegistry()
+    ingest_tasks.register(registry)
+    return registry
+
+
+@dataclass
+class Container:
+    settings: Settings
+    clock: Clock
+    db: Database
+    blobs: BlobStore
+    jobs: JobQueue
+    limiter: RateLimiter
+    accounts: AccountService
+    catalog: CatalogService
+    ingest: IngestService
+    importer: Importer
+    streaming: StreamingService
+    registry: TaskRegistry
+    _workers: list[tuple[Worker, threading.Thread]] = field(default_factory=list)
+
+    def worker(self, name: str | None = None) -> Worker:
+        return Worker(self, self.jobs, self.registry, name=name)
+
+    def start_workers(self, n: int) -> None:
+        """In-process workers (the embedded default): daemon threads sharing this container."""
+        for i in range(n):
+            w = self.worker(name=f"inproc-{i}")
+            t = threading.Thread(target=w.run_forever, name=f"tonearm-worker-{i}", daemon=True)
+            t.start()
+            self._workers.append((w, t))
+
+    def close(self) -> None:
+        for w, _ in self._workers:
+            w.stop.set()
+        for _, t in self._workers:
+            t.join(timeout=30)
+        self._workers.clear()
+        self.db.dispose()
+
+
+def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -> Container:
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(make_engine(settings.resolved_database_url))
+    blobs = blob_store_for(settings.resolved_blob_url)
+    jobs = job_queue_for(settings.queue_url, db, settings, clock)
+    limiter = RateLimiter(clock)
+    accounts = AccountService(
+        db,
+        clock,
+        settings.resolved_secret_key(),
+        limiter,
+        access_ttl_s=settings.access_token_ttl_s,
+        refresh_ttl_s=settings.refresh_token_ttl_s,
+        login_attempts_per_minute=settings.login_attempts_per_minute,
+    )
+    catalog = CatalogService(db, settings.public_url, cache_size=settings.cache_size)
+    ingest = IngestService(
+        db,
+        blobs,
+        jobs,
+        catalog,
+        clock,
+        limiter,
+        tmp_dir=settings.data_dir / "tmp",
+        max_upload_bytes=settings.max_upload_bytes,
+        max_track_seconds=settings.max_track_seconds,
+        uploads_per_hour=settings.uploads_per_hour,
+        transcode_threads=settings.transcode_threads,
+    )
+    importer = Importer(db, blobs, jobs, catalog, ingest, clock)
+    streaming = StreamingService(db, catalog, settings.resolved_secret_key(), settings.public_url)
+    return Container(
+        settings,
+        clock,
+        db,
+        blobs,
+        jobs,
+        limiter,
+        accounts,
+        catalog,
+        ingest,
+        importer,
+        streaming,
+        task_registry(),
+    )

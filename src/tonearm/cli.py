@@ -1,0 +1,165 @@
+"""The `tonearm` command line: serve, worker, migrate, import, demo, user."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from pathlib import Path
+
+import click
+
+from tonearm.config import Settings
+
+
+def _settings() -> Settings:
+    from tonearm import logs
+
+    s = Settings()
+    logs.configure(json=s.log_json, level=s.log_level)
+    return s
+
+
+@click.group()
+def main() -> None:
+    """Tonearm: self-hosted music streaming."""
+
+
+@main.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest version."""
+    from tonearm import migrate as m
+
+    s = _settings()
+    m.upgrade(s.resolved_database_url)
+    click.echo(f"database at head: {s.resolved_database_url.split('@')[-1]}")
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default from settings).")
+@click.option("--port", type=int, default=None, help="Port to bind (default from settings).")
+@click.option("--workers", "web_workers", type=int, default=None, help="HTTP worker processes.")
+def serve(host: str | None, port: int | None, web_workers: int | None) -> None:
+    """Run the HTTP server (with in-process job workers unless TONEARM_INPROCESS_WORKERS=0)."""
+    import uvicorn
+
+    from tonearm import migrate as m
+
+    s = _settings()
+    m.upgrade(s.resolved_database_url)
+    s.resolved_secret_key()  # create it once, before several processes race to
+    n = web_workers or s.web_workers
+    uvicorn.run(
+        "tonearm.http.asgi:app",
+        host=host or s.host,
+        port=port or s.port,
+        workers=n,
+        log_level="warning",
+        access_log=False,
+        factory=False,
+    )
+
+
+@main.command()
+@click.option("--threads", type=int, default=1, help="Worker threads in this process.")
+def worker(threads: int) -> None:
+    """Run background job workers (scale out by starting more of these)."""
+    import signal
+    import threading
+
+    from tonearm.bootstrap import bootstrap
+
+    s = _settings()
+    c = bootstrap(s)
+    workers = [c.worker(name=None) for _ in range(threads)]
+    ts = [threading.Thread(target=w.run_forever, daemon=True) for w in workers]
+
+    def stop(*_: object) -> None:
+        for w in workers:
+            w.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for t in ts:
+        t.start()
+    for t in ts:
+        while t.is_alive():
+            t.join(0.5)
+    c.close()
+
+
+@main.command("import")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--transcode/--no-transcode", default=True, help="Queue loudness + transcode ladder jobs.")
+@click.option("--workers", type=int, default=2, help="Processes reading files.")
+def import_(directory: Path, transcode: bool, workers: int) -> None:
+    """Import a music folder (MP3, FLAC, Ogg/Opus, M4A, WAV); re-running skips unchanged files."""
+    from tonearm import migrate as m
+    from tonearm.bootstrap import bootstrap
+    from tonearm.domains.ingest.progress import import_with_progress
+
+    s = _settings()
+    m.upgrade(s.resolved_database_url)
+    c = bootstrap(s)
+    report = import_with_progress(c.importer, directory, transcode=transcode, workers=workers)
+    click.echo(
+        f"found {report.found}, imported {report.imported}, "
+        f"unchanged {report.unchanged}, failed {report.failed}"
+    )
+    for path, reason in report.failures[:20]:
+        click.echo(f"  failed: {path}: {reason}", err=True)
+    c.close()
+
+
+@main.command()
+@click.option("--tracks", "n_tracks", type=int, default=200, help="How many tracks to synthesize.")
+@click.option("--seconds", type=float, default=30.0, help="Length of each track.")
+@click.option("--transcode/--no-transcode", default=True)
+def demo(n_tracks: int, seconds: float, transcode: bool) -> None:
+    """Synthesize and import a demo catalog, and create demo users (idempotent)."""
+    from tonearm import migrate as m
+    from tonearm.bootstrap import bootstrap
+    from tonearm.demo.seed import seed_demo
+
+    s = _settings()
+    m.upgrade(s.resolved_database_url)
+    c = bootstrap(s)
+    seed_demo(c, n_tracks=n_tracks, duration_s=seconds, transcode=transcode)
+    c.close()
+
+
+@main.group()
+def user() -> None:
+    """Manage accounts."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--name", "display_name", required=True)
+@click.option("--role", type=click.Choice(["listener", "artist", "admin"]), default="listener")
+@click.option("--birth-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None)
+@click.option("--password", default=None, help="Prompted for when omitted.")
+def user_create(
+    email: str, display_name: str, role: str, birth_date: dt.datetime | None, password: str | None
+) -> None:
+    """Create an account (e.g. the first admin)."""
+    from tonearm import migrate as m
+    from tonearm.bootstrap import bootstrap
+    from tonearm.kernel.errors import TonearmError
+
+    s = _settings()
+    m.upgrade(s.resolved_database_url)
+    c = bootstrap(s)
+    pw = password or getpass.getpass("password: ")
+    try:
+        user_id = c.accounts.sign_up(
+            email, pw, display_name, birth_date.date() if birth_date else None, role=role
+        )
+    except TonearmError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        c.close()
+    click.echo(f"created {role} {email} ({user_id})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Settings: one typed object, read from `TONEARM_*` environment variables and an optional TOML file.
+
+Every port is chosen by one URL; the scheme picks the adapter (see `bootstrap.py`):
+
+* `database_url`: `sqlite:///path.db` (embedded default) or `postgresql://user@host/db`
+* `blob_url`: `file:///path` (local disk, default) or `memory://` (tests)
+* `queue_url`: `db://` (jobs in the database, same transaction as the data) or `memory://`
+
+The TOML file is `tonearm.toml` in the working directory, or the path in `TONEARM_CONFIG`.
+Environment variables win over the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("TONEARM_CONFIG", "tonearm.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TONEARM_", extra="ignore")
+
+    data_dir: Path = Field(Path("./var"), description="Where the embedded database, blobs and secrets live.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means sqlite in data_dir.")
+    blob_url: str = Field("", description="Blob store URL; empty means file://<data_dir>/blobs.")
+    queue_url: str = Field("db://", description="Job queue: db:// (durable, transactional) or memory://.")
+    secret_key: str = Field("", description="Signs tokens and URLs; empty means generated once in data_dir.")
+    public_url: str = Field("http://127.0.0.1:8080", description="How clients reach this server (links).")
+    host: str = Field("127.0.0.1", description="Interface `tonearm serve` binds.")
+    port: int = Field(8080, description="Port `tonearm serve` binds.")
+    web_workers: int = Field(1, description="Uvicorn worker processes for `tonearm serve`.")
+    inprocess_workers: int = Field(
+        1, description="Job workers run inside `tonearm serve` (0 when separate `tonearm worker`s run)."
+    )
+    access_token_ttl_s: int = Field(3600, description="Bearer access token lifetime (Spotify uses 1 h).")
+    refresh_token_ttl_s: int = Field(60 * 60 * 24 * 60, description="Refresh token lifetime.")
+    login_attempts_per_minute: int = Field(10, description="Failed logins allowed per account+IP per minute.")
+    uploads_per_hour: int = Field(100, description="Uploads allowed per user per hour.")
+    max_upload_bytes: int = Field(1024 * 1024 * 1024, description="Largest accepted upload (bytes).")
+    max_track_seconds: float = Field(4 * 3600, description="Longest accepted audio.")
+    job_lease_s: int = Field(300, description="A running job not heartbeated for this long is retried.")
+    job_max_attempts: int = Field(5, description="Attempts before a job is marked failed for good.")
+    transcode_threads: int = Field(1, description="ffmpeg threads per transcode job.")
+    log_json: bool = Field(True, description="JSON logs (structlog); false for human-readable console logs.")
+    log_level: str = Field("INFO", description="Python log level name.")
+    cache_size: int = Field(20000, description="Catalog objects kept in the in-process cache.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()),
+        )
+
+    # Derived values -------------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'tonearm.db').resolve()}"
+
+    @property
+    def resolved_blob_url(self) -> str:
+        return self.blob_url or f"file://{(self.data_dir / 'blobs').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret, or one generated on first use and kept (0600) in data_dir."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        import secrets
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

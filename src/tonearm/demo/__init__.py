@@ -1,0 +1,1 @@
+"""The demo catalog: invented artists and albums with real, synthesized, listenable music."""

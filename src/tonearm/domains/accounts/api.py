@@ -1,0 +1,105 @@
+"""Sign-up, the OAuth2-style token endpoint, and the current user (`/v1/me`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+
+from tonearm.bootstrap import Container
+from tonearm.domains.accounts.schemas import PasswordChange, SignUp
+from tonearm.domains.accounts.service import AuthError, Principal
+from tonearm.http.auth import container, current_user
+from tonearm.kernel.clock import iso
+from tonearm.kernel.ids import uri
+
+router = APIRouter()
+
+
+def private_user(c: Container, user_id: str) -> dict[str, Any]:
+    """Spotify's private user object."""
+    row = c.accounts.get_user(user_id)
+    assert row is not None
+    base = c.settings.public_url.rstrip("/")
+    images: list[dict[str, Any]] = []
+    if row.avatar_image_id:
+        images = [{"url": f"{base}/images/{row.avatar_image_id}/300", "height": 300, "width": 300}]
+    return {
+        "country": row.country,
+        "display_name": row.display_name,
+        "email": row.email,
+        "explicit_content": {"filter_enabled": False, "filter_locked": False},
+        "external_urls": {"tonearm": f"{base}/user/{row.id}"},
+        "followers": {"href": None, "total": 0},
+        "href": f"{base}/v1/users/{row.id}",
+        "id": row.id,
+        "images": images,
+        "product": row.product,
+        "type": "user",
+        "uri": uri("user", row.id),
+        "birthdate": row.birth_date.isoformat() if row.birth_date else None,
+        "role": row.role,
+        "created_at": iso(row.created_at),
+    }
+
+
+@router.post("/v1/users", status_code=201, tags=["accounts"])
+def sign_up(body: SignUp, c: Container = Depends(container)) -> dict[str, Any]:
+    user_id = c.accounts.sign_up(
+        body.email, body.password, body.display_name, body.birth_date, country=body.country
+    )
+    return private_user(c, user_id)
+
+
+@router.post("/api/token", tags=["accounts"])
+def token(
+    request: Request,
+    response: Response,
+    grant_type: str = Form(...),
+    username: str | None = Form(None),
+    password: str | None = Form(None),
+    refresh_token: str | None = Form(None),
+    c: Container = Depends(container),
+) -> dict[str, Any]:
+    """OAuth2 token endpoint: `password` and `refresh_token` grants (RFC 6749 §4.3, §6)."""
+    response.headers["Cache-Control"] = "no-store"
+    if grant_type == "password":
+        if not username or not password:
+            raise AuthError("invalid_request", "username and password are required")
+        ip = request.client.host if request.client else "unknown"
+        pair = c.accounts.login(
+            username, password, client_ip=ip, user_agent=request.headers.get("user-agent")
+        )
+    elif grant_type == "refresh_token":
+        if not refresh_token:
+            raise AuthError("invalid_request", "refresh_token is required")
+        pair = c.accounts.refresh(refresh_token)
+    else:
+        raise AuthError("unsupported_grant_type", f"grant_type {grant_type[:40]!r} is not supported")
+    return {
+        "access_token": pair.access_token,
+        "token_type": "Bearer",
+        "expires_in": pair.expires_in,
+        "refresh_token": pair.refresh_token,
+        "scope": "",
+    }
+
+
+@router.post("/api/token/revoke", status_code=200, tags=["accounts"])
+def revoke(token: str = Form(...), c: Container = Depends(container)) -> dict[str, Any]:
+    """Logout (RFC 7009): revokes the refresh token's session and every access token it issued."""
+    c.accounts.revoke(token)
+    return {}
+
+
+@router.get("/v1/me", tags=["accounts"])
+def me(user: Principal = Depends(current_user), c: Container = Depends(container)) -> dict[str, Any]:
+    return private_user(c, user.user_id)
+
+
+@router.put("/v1/me/password", status_code=204, tags=["accounts"])
+def change_password(
+    body: PasswordChange, user: Principal = Depends(current_user), c: Container = Depends(container)
+) -> Response:
+    c.accounts.change_password(user.user_id, body.current_password, body.new_password)
+    return Response(status_code=204)

@@ -1,0 +1,105 @@
+"""Catalog reads in the Spotify Web API's paths and shapes, plus cover-art bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse, Response
+
+from tonearm.bootstrap import Container
+from tonearm.domains.accounts.service import Principal
+from tonearm.http.auth import container, optional_user
+from tonearm.kernel.errors import BadRequest
+
+router = APIRouter(tags=["catalog"])
+
+
+def _viewer(user: Principal | None) -> str | None:
+    return user.user_id if user else None
+
+
+@router.get("/v1/tracks/{track_id}")
+def get_track(
+    track_id: str, user: Principal | None = Depends(optional_user), c: Container = Depends(container)
+) -> dict[str, Any]:
+    return c.catalog.track(track_id, _viewer(user))
+
+
+@router.get("/v1/tracks")
+def get_tracks(
+    ids: str = Query(..., description="Comma-separated track ids, at most 50"),
+    user: Principal | None = Depends(optional_user),
+    c: Container = Depends(container),
+) -> dict[str, Any]:
+    wanted = [i for i in ids.split(",") if i]
+    if not 1 <= len(wanted) <= 50:
+        raise BadRequest("ids: give between 1 and 50 comma-separated ids")
+    return {"tracks": c.catalog.tracks(wanted, _viewer(user))}
+
+
+@router.get("/v1/albums/{album_id}")
+def get_album(
+    album_id: str, user: Principal | None = Depends(optional_user), c: Container = Depends(container)
+) -> dict[str, Any]:
+    return c.catalog.album(album_id, _viewer(user))
+
+
+@router.get("/v1/albums/{album_id}/tracks")
+def get_album_tracks(
+    album_id: str,
+    limit: int = 20,
+    offset: int = 0,
+    user: Principal | None = Depends(optional_user),
+    c: Container = Depends(container),
+) -> dict[str, Any]:
+    return c.catalog.album_tracks(album_id, _viewer(user), limit=limit, offset=offset)
+
+
+@router.get("/v1/artists/{artist_id}")
+def get_artist(artist_id: str, c: Container = Depends(container)) -> dict[str, Any]:
+    return c.catalog.artist(artist_id)
+
+
+@router.get("/v1/artists/{artist_id}/albums")
+def get_artist_albums(
+    artist_id: str,
+    include_groups: str | None = None,
+    limit: int = 20,
+    offset: int = 0,
+    c: Container = Depends(container),
+) -> dict[str, Any]:
+    return c.catalog.artist_albums(artist_id, include_groups=include_groups, limit=limit, offset=offset)
+
+
+@router.get("/v1/artists/{artist_id}/top-tracks")
+def get_artist_top_tracks(
+    artist_id: str, user: Principal | None = Depends(optional_user), c: Container = Depends(container)
+) -> dict[str, Any]:
+    return {"tracks": c.catalog.artist_top_tracks(artist_id, _viewer(user))}
+
+
+@router.get("/v1/browse/new-releases")
+def new_releases(limit: int = 20, offset: int = 0, c: Container = Depends(container)) -> dict[str, Any]:
+    return c.catalog.new_releases(limit=limit, offset=offset)
+
+
+@router.get("/v1/genres")
+def get_genres(c: Container = Depends(container)) -> dict[str, Any]:
+    return {"genres": c.catalog.genres()}
+
+
+@router.get("/v1/recommendations/available-genre-seeds")
+def genre_seeds(c: Container = Depends(container)) -> dict[str, Any]:
+    return {"genres": [g["slug"] for g in c.catalog.genres()]}
+
+
+@router.get("/images/{image_id}/{size}", include_in_schema=False)
+def get_image(image_id: str, size: int, c: Container = Depends(container)) -> Response:
+    variant = c.catalog.image_variant(image_id, size)
+    headers = {"Cache-Control": "public, max-age=31536000, immutable"}
+    path = c.blobs.local_path(variant.blob_key)
+    if path is not None:
+        return FileResponse(path, media_type=variant.content_type, headers=headers)
+    with c.blobs.open(variant.blob_key) as fh:
+        return Response(fh.read(), media_type=variant.content_type, headers=headers)

@@ -1,0 +1,503 @@
+"""The catalog: reads in the Spotify Web API's object shapes, and the writes ingest needs.
+
+Reads are batched (one query per table for any number of ids) and public objects are cached.
+A track is visible when it is `ready` and public, or private and owned by the viewer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from tonearm.domains.catalog.tables import (
+    albums,
+    artists,
+    genres,
+    image_variants,
+    images,
+    renditions,
+    track_artists,
+    track_genres,
+    tracks,
+)
+from tonearm.kernel.cache import TTLCache
+from tonearm.kernel.db import Database
+from tonearm.kernel.errors import BadRequest, NotFound
+from tonearm.kernel.ids import is_valid_id, new_id, uri
+from tonearm.kernel.paging import check_window, page
+
+Obj = dict[str, Any]
+
+
+def name_key(name: str) -> str:
+    """Folds case, accents-preserving NFKC and whitespace, so "The  Band" matches "the band"."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def slugify(name: str) -> str:
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", folded).strip("-") or "genre"
+
+
+def _precision(date: str | None) -> str | None:
+    if not date:
+        return None
+    return {4: "year", 7: "month", 10: "day"}.get(len(date), "day")
+
+
+def check_id(value: str, kind: str) -> str:
+    if not is_valid_id(value):
+        raise BadRequest(f"invalid {kind} id {value[:40]!r}: ids are 22 base-62 characters")
+    return value
+
+
+class CatalogService:
+    def __init__(self, db: Database, public_url: str, *, cache_size: int = 20000, cache_ttl_s: float = 30.0):
+        self.db = db
+        self.base = public_url.rstrip("/")
+        self._tracks: TTLCache[str, tuple[str | None, str, Obj]] = TTLCache(cache_size, cache_ttl_s)
+
+    # URLs -------------------------------------------------------------------------------------
+    def _href(self, kind: str, id_: str) -> str:
+        return f"{self.base}/v1/{kind}s/{id_}"
+
+    def _ext(self, kind: str, id_: str) -> dict[str, str]:
+        return {"tonearm": f"{self.base}/{kind}/{id_}"}
+
+    def _images(self, conn: sa.Connection, image_ids: Iterable[str | None]) -> dict[str, list[Obj]]:
+        ids = {i for i in image_ids if i}
+        out: dict[str, list[Obj]] = defaultdict(list)
+        if not ids:
+            return out
+        rows = conn.execute(
+            sa.select(
+                image_variants.c.image_id,
+                image_variants.c.size,
+                image_variants.c.width,
+                image_variants.c.height,
+            )
+            .where(image_variants.c.image_id.in_(ids))
+            .order_by(image_variants.c.image_id, image_variants.c.size.desc())
+        ).all()
+        for r in rows:
+            out[r.image_id].append(
+                {"url": f"{self.base}/images/{r.image_id}/{r.size}", "height": r.height, "width": r.width}
+            )
+        return out
+
+    # Simplified objects -----------------------------------------------------------------------
+    def _artist_simple(self, artist_id: str, name: str) -> Obj:
+        return {
+            "external_urls": self._ext("artist", artist_id),
+            "href": self._href("artist", artist_id),
+            "id": artist_id,
+            "name": name,
+            "type": "artist",
+            "uri": uri("artist", artist_id),
+        }
+
+    def _artists_of_tracks(self, conn: sa.Connection, track_ids: Sequence[str]) -> dict[str, list[Obj]]:
+        rows = conn.execute(
+            sa.select(track_artists.c.track_id, artists.c.id, artists.c.name)
+            .join(artists, artists.c.id == track_artists.c.artist_id)
+            .where(track_artists.c.track_id.in_(track_ids))
+            .order_by(track_artists.c.track_id, track_artists.c.position)
+        ).all()
+        out: dict[str, list[Obj]] = defaultdict(list)
+        for r in rows:
+            out[r.track_id].append(self._artist_simple(r.id, r.name))
+        return out
+
+    def _album_simple(self, row: Any, artist_name: str, imgs: dict[str, list[Obj]], total: int) -> Obj:
+        return {
+            "album_type": row.album_type,
+            "artists": [self._artist_simple(row.artist_id, artist_name)],
+            "available_markets": [],
+            "external_urls": self._ext("album", row.id),
+            "href": self._href("album", row.id),
+            "id": row.id,
+            "images": imgs.get(row.image_id, []) if row.image_id else [],
+            "name": row.name,
+            "release_date": row.release_date or "",
+            "release_date_precision": row.release_date_precision or "day",
+            "total_tracks": total,
+            "type": "album",
+            "uri": uri("album", row.id),
+        }
+
+    def _album_rows(self, conn: sa.Connection, album_ids: Iterable[str]) -> dict[str, Obj]:
+        ids = set(album_ids)
+        if not ids:
+            return {}
+        counts = (
+            sa.select(tracks.c.album_id, sa.func.count().label("n"))
+            .where(tracks.c.album_id.in_(ids), tracks.c.status == "ready", tracks.c.visibility == "public")
+            .group_by(tracks.c.album_id)
+            .subquery()
+        )
+        rows = conn.execute(
+            sa.select(albums, artists.c.name.label("artist_name"), sa.func.coalesce(counts.c.n, 0).label("n"))
+            .join(artists, artists.c.id == albums.c.artist_id)
+            .outerjoin(counts, counts.c.album_id == albums.c.id)
+            .where(albums.c.id.in_(ids))
+        ).all()
+        imgs = self._images(conn, (r.image_id for r in rows))
+        return {r.id: self._album_simple(r, r.artist_name, imgs, r.n) for r in rows}
+
+    # Tracks -----------------------------------------------------------------------------------
+    def _visible(self, viewer_id: str | None) -> sa.ColumnElement[bool]:
+        cond = sa.and_(tracks.c.status == "ready", tracks.c.visibility == "public")
+        if viewer_id:
+            cond = sa.or_(cond, sa.and_(tracks.c.status == "ready", tracks.c.owner_user_id == viewer_id))
+        return cond
+
+    def _build_tracks(
+        self, conn: sa.Connection, rows: Sequence[Any], *, with_album: bool = True
+    ) -> list[Obj]:
+        ids = [r.id for r in rows]
+        arts = self._artists_of_tracks(conn, ids)
+        album_objs = self._album_rows(conn, {r.album_id for r in rows}) if with_album else {}
+        out = []
+        for r in rows:
+            obj: Obj = {
+                "artists": arts.get(r.id, []),
+                "available_markets": [],
+                "disc_number": r.disc_number,
+                "duration_ms": r.duration_ms,
+                "explicit": bool(r.explicit),
+                "external_ids": {"isrc": r.isrc} if r.isrc else {},
+                "external_urls": self._ext("track", r.id),
+                "href": self._href("track", r.id),
+                "id": r.id,
+                "is_local": False,
+                "is_playable": True,
+                "name": r.title,
+                "popularity": _popularity(r.play_count),
+                "preview_url": None,
+                "track_number": r.track_number,
+                "type": "track",
+                "uri": uri("track", r.id),
+            }
+            if with_album:
+                obj["album"] = album_objs.get(r.album_id)
+            out.append(obj)
+        return out
+
+    def tracks(self, ids: Sequence[str], viewer_id: str | None = None) -> list[Obj | None]:
+        """Full track objects in the order asked; None where a track is missing or not visible."""
+        for i in ids:
+            check_id(i, "track")
+        found: dict[str, Obj] = {}
+        missing: list[str] = []
+        for i in ids:
+            hit = self._tracks.get(i)
+            if hit is not None and (hit[1] == "public" or hit[0] == viewer_id):
+                found[i] = hit[2]
+            else:
+                missing.append(i)
+        if missing:
+            with self.db.read() as conn:
+                rows = conn.execute(
+                    sa.select(tracks).where(tracks.c.id.in_(missing), self._visible(viewer_id))
+                ).all()
+                for r, obj in zip(rows, self._build_tracks(conn, rows), strict=True):
+                    found[r.id] = obj
+                    self._tracks.put(r.id, (r.owner_user_id, r.visibility, obj))
+        return [found.get(i) for i in ids]
+
+    def track(self, track_id: str, viewer_id: str | None = None) -> Obj:
+        obj = self.tracks([track_id], viewer_id)[0]
+        if obj is None:
+            raise NotFound(f"track {track_id} not found")
+        return obj
+
+    def invalidate_track(self, track_id: str) -> None:
+        self._tracks.invalidate(track_id)
+
+    # Albums -----------------------------------------------------------------------------------
+    def album(self, album_id: str, viewer_id: str | None = None) -> Obj:
+        check_id(album_id, "album")
+        with self.db.read() as conn:
+            obj = self._album_rows(conn, [album_id]).get(album_id)
+            if obj is None:
+                raise NotFound(f"album {album_id} not found")
+            row = conn.execute(sa.select(albums.c.label).where(albums.c.id == album_id)).one()
+            genre_names = conn.execute(
+                sa.select(genres.c.name)
+                .distinct()
+                .join(track_genres, track_genres.c.genre_id == genres.c.id)
+                .join(tracks, tracks.c.id == track_genres.c.track_id)
+                .where(tracks.c.album_id == album_id)
+                .order_by(genres.c.name)
+            ).scalars()
+            obj |= {
+                "copyrights": [],
+                "external_ids": {},
+                "genres": list(genre_names),
+                "label": row.label or "",
+                "popularity": 0,
+            }
+        obj["tracks"] = self.album_tracks(album_id, viewer_id, limit=50, offset=0)
+        return obj
+
+    def album_tracks(self, album_id: str, viewer_id: str | None, *, limit: int, offset: int) -> Obj:
+        check_id(album_id, "album")
+        check_window(limit, offset)
+        with self.db.read() as conn:
+            if conn.execute(sa.select(albums.c.id).where(albums.c.id == album_id)).first() is None:
+                raise NotFound(f"album {album_id} not found")
+            cond = sa.and_(tracks.c.album_id == album_id, self._visible(viewer_id))
+            total = conn.execute(sa.select(sa.func.count()).select_from(tracks).where(cond)).scalar_one()
+            rows = conn.execute(
+                sa.select(tracks)
+                .where(cond)
+                .order_by(tracks.c.disc_number, tracks.c.track_number, tracks.c.title)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            items = self._build_tracks(conn, rows, with_album=False)
+        return page(f"{self._href('album', album_id)}/tracks", items, limit=limit, offset=offset, total=total)
+
+    # Artists ----------------------------------------------------------------------------------
+    def artist(self, artist_id: str) -> Obj:
+        check_id(artist_id, "artist")
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(artists).where(artists.c.id == artist_id)).first()
+            if row is None:
+                raise NotFound(f"artist {artist_id} not found")
+            genre_names = conn.execute(
+                sa.select(genres.c.name, sa.func.count().label("n"))
+                .join(track_genres, track_genres.c.genre_id == genres.c.id)
+                .join(track_artists, track_artists.c.track_id == track_genres.c.track_id)
+                .where(track_artists.c.artist_id == artist_id)
+                .group_by(genres.c.name)
+                .order_by(sa.desc("n"), genres.c.name)
+                .limit(5)
+            ).all()
+            plays = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(tracks.c.play_count), 0))
+                .join(track_artists, track_artists.c.track_id == tracks.c.id)
+                .where(track_artists.c.artist_id == artist_id)
+            ).scalar_one()
+            image_id = (
+                row.image_id
+                or conn.execute(
+                    sa.select(albums.c.image_id)
+                    .where(albums.c.artist_id == artist_id, albums.c.image_id.is_not(None))
+                    .order_by(albums.c.release_date.desc())
+                    .limit(1)
+                ).scalar()
+            )
+            imgs = self._images(conn, [image_id])
+        return self._artist_simple(row.id, row.name) | {
+            "followers": {"href": None, "total": row.followers},
+            "genres": [g.name.lower() for g in genre_names],
+            "images": imgs.get(image_id, []) if image_id else [],
+            "popularity": _popularity(int(plays)),
+        }
+
+    def artist_albums(self, artist_id: str, *, include_groups: str | None, limit: int, offset: int) -> Obj:
+        check_id(artist_id, "artist")
+        check_window(limit, offset)
+        groups = {"album", "single", "compilation", "appears_on"}
+        wanted = set((include_groups or "album,single,compilation,appears_on").split(","))
+        if not wanted <= groups:
+            raise BadRequest(f"include_groups: unknown group(s) {', '.join(sorted(wanted - groups))}")
+        with self.db.read() as conn:
+            if conn.execute(sa.select(artists.c.id).where(artists.c.id == artist_id)).first() is None:
+                raise NotFound(f"artist {artist_id} not found")
+            conds = []
+            own_types = list(wanted & {"album", "single", "compilation"})
+            if own_types:
+                conds.append(sa.and_(albums.c.artist_id == artist_id, albums.c.album_type.in_(own_types)))
+            if "appears_on" in wanted:
+                on = (
+                    sa.select(tracks.c.album_id)
+                    .join(track_artists, track_artists.c.track_id == tracks.c.id)
+                    .where(track_artists.c.artist_id == artist_id)
+                )
+                conds.append(sa.and_(albums.c.artist_id != artist_id, albums.c.id.in_(on)))
+            has_public = sa.exists().where(
+                tracks.c.album_id == albums.c.id, tracks.c.status == "ready", tracks.c.visibility == "public"
+            )
+            cond = sa.and_(sa.or_(*conds), has_public)
+            total = conn.execute(sa.select(sa.func.count()).select_from(albums).where(cond)).scalar_one()
+            ids = (
+                conn.execute(
+                    sa.select(albums.c.id)
+                    .where(cond)
+                    .order_by(albums.c.release_date.desc(), albums.c.name)
+                    .limit(limit)
+                    .offset(offset)
+                )
+                .scalars()
+                .all()
+            )
+            objs = self._album_rows(conn, ids)
+        items = [objs[i] for i in ids]
+        return page(
+            f"{self._href('artist', artist_id)}/albums",
+            items,
+            limit=limit,
+            offset=offset,
+            total=total,
+            include_groups=include_groups,
+        )
+
+    def artist_top_tracks(self, artist_id: str, viewer_id: str | None = None) -> list[Obj]:
+        check_id(artist_id, "artist")
+        with self.db.read() as conn:
+            if conn.execute(sa.select(artists.c.id).where(artists.c.id == artist_id)).first() is None:
+                raise NotFound(f"artist {artist_id} not found")
+            rows = conn.execute(
+                sa.select(tracks)
+                .join(track_artists, track_artists.c.track_id == tracks.c.id)
+                .where(track_artists.c.artist_id == artist_id, self._visible(viewer_id))
+                .order_by(tracks.c.play_count.desc(), tracks.c.created_at.desc(), tracks.c.title)
+                .limit(10)
+            ).all()
+            return self._build_tracks(conn, rows)
+
+    def new_releases(self, *, limit: int, offset: int) -> Obj:
+        """Albums with public tracks, newest first (Spotify's /v1/browse/new-releases)."""
+        check_window(limit, offset)
+        has_public = sa.exists().where(
+            tracks.c.album_id == albums.c.id, tracks.c.status == "ready", tracks.c.visibility == "public"
+        )
+        with self.db.read() as conn:
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(albums).where(has_public)
+            ).scalar_one()
+            ids = (
+                conn.execute(
+                    sa.select(albums.c.id)
+                    .where(has_public)
+                    .order_by(albums.c.release_date.desc(), albums.c.name)
+                    .limit(limit)
+                    .offset(offset)
+                )
+                .scalars()
+                .all()
+            )
+            objs = self._album_rows(conn, ids)
+        items = [objs[i] for i in ids]
+        return {
+            "albums": page(
+                f"{self.base}/v1/browse/new-releases", items, limit=limit, offset=offset, total=total
+            )
+        }
+
+    def genres(self) -> list[Obj]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(genres.c.name, genres.c.slug, sa.func.count(tracks.c.id).label("n"))
+                .join(track_genres, track_genres.c.genre_id == genres.c.id)
+                .join(tracks, tracks.c.id == track_genres.c.track_id)
+                .where(tracks.c.status == "ready", tracks.c.visibility == "public")
+                .group_by(genres.c.name, genres.c.slug)
+                .order_by(genres.c.name)
+            ).all()
+        return [{"name": r.name, "slug": r.slug, "tracks": r.n} for r in rows]
+
+    def image_variant(self, image_id: str, size: int) -> Any:
+        check_id(image_id, "image")
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(image_variants)
+                .where(image_variants.c.image_id == image_id)
+                .order_by(image_variants.c.size)
+            ).all()
+        if not rows:
+            raise NotFound(f"image {image_id} not found")
+        # The smallest variant at least as large as asked for, else the largest.
+        for r in rows:
+            if r.size >= size:
+                return r
+        return rows[-1]
+
+    # Writes used by ingest --------------------------------------------------------------------
+    def ensure_artist(self, conn: sa.Connection, name: str, now: dt.datetime) -> str:
+        key = name_key(name)[:500]
+        row = conn.execute(sa.select(artists.c.id).where(artists.c.name_key == key)).first()
+        if row is not None:
+            return str(row.id)
+        artist_id = new_id()
+        conn.execute(sa.insert(artists).values(id=artist_id, name=name[:500], name_key=key, created_at=now))
+        return artist_id
+
+    def ensure_album(
+        self,
+        conn: sa.Connection,
+        name: str,
+        artist_id: str,
+        release_date: str | None,
+        now: dt.datetime,
+        *,
+        owner_scope: str | None = None,
+    ) -> tuple[str, str | None]:
+        """The album's id and current image id, creating it if needed. Private uploads get their
+        own album namespace (`owner_scope`) so a stranger's upload never lands in a public album."""
+        match = f"{owner_scope or ''}|{artist_id}|{name_key(name)}"[:1100]
+        row = conn.execute(
+            sa.select(albums.c.id, albums.c.image_id).where(albums.c.match_key == match)
+        ).first()
+        if row is not None:
+            return str(row.id), row.image_id
+        album_id = new_id()
+        conn.execute(
+            sa.insert(albums).values(
+                id=album_id,
+                name=name[:500],
+                artist_id=artist_id,
+                match_key=match,
+                album_type="album",
+                release_date=release_date,
+                release_date_precision=_precision(release_date),
+                created_at=now,
+            )
+        )
+        return album_id, None
+
+    def ensure_genres(self, conn: sa.Connection, names: Sequence[str]) -> list[int]:
+        ids: list[int] = []
+        for name in names:
+            slug = slugify(name)
+            row = conn.execute(sa.select(genres.c.id).where(genres.c.slug == slug)).first()
+            if row is None:
+                row = conn.execute(
+                    sa.insert(genres).values(name=name[:80], slug=slug).returning(genres.c.id)
+                ).one()
+            if row.id not in ids:
+                ids.append(row.id)
+        return ids
+
+    def add_image(
+        self,
+        conn: sa.Connection,
+        source: str,
+        content_hash: str | None,
+        variants: Sequence[Obj],
+        now: dt.datetime,
+    ) -> str:
+        image_id = new_id()
+        conn.execute(
+            sa.insert(images).values(id=image_id, source=source, content_hash=content_hash, created_at=now)
+        )
+        conn.execute(sa.insert(image_variants), [{"image_id": image_id, **v} for v in variants])
+        return image_id
+
+    def renditions_of(self, conn: sa.Connection, track_id: str) -> list[Any]:
+        return list(conn.execute(sa.select(renditions).where(renditions.c.track_id == track_id)).all())
+
+
+def _popularity(play_count: int) -> int:
+    """0-100 like Spotify's, from plays on a log scale (10 plays ~ 25, 10k plays ~ 100)."""
+    import math
+
+    return min(100, round(25 * math.log10(1 + play_count)))

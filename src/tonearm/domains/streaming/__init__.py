@@ -1,0 +1,1 @@
+"""The streaming domain: playback grants and signed byte delivery."""

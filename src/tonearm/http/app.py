@@ -1,0 +1,123 @@
+"""The app factory: mounts every domain's router on one FastAPI app around a Container."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import tonearm
+from tonearm.bootstrap import Container
+from tonearm.domains.accounts import api as accounts_api
+from tonearm.domains.catalog import api as catalog_api
+from tonearm.domains.ingest import api as ingest_api
+from tonearm.domains.streaming import api as streaming_api
+from tonearm.http import errors
+from tonearm.http.responses import JSON
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+REQUESTS = Counter("tonearm_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "tonearm_http_request_seconds",
+    "HTTP request latency",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+)
+JOBS = Gauge("tonearm_job_queue", "Jobs in the queue by status", ["status"])
+
+
+class MetricsMiddleware:
+    """Counts and times requests per route template (not per URL, so ids do not explode labels)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = _route_of(scope)
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            LATENCY.labels(route).observe(time.perf_counter() - start)
+
+
+def _route_of(scope: Scope) -> str:
+    # The router writes the matched route into the (shared) scope; its template labels the metric.
+    route = scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
+
+
+def create_app(container: Container, *, start_workers: bool | None = None) -> FastAPI:
+    n_workers = container.settings.inprocess_workers if start_workers is None else (1 if start_workers else 0)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if n_workers:
+            container.start_workers(n_workers)
+        yield
+        container.close()
+
+    app = FastAPI(
+        title="Tonearm",
+        version=tonearm.__version__,
+        description="Self-hosted music streaming. The API follows the Spotify Web API's conventions.",
+        default_response_class=JSON,
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    errors.install(app)
+    app.add_middleware(MetricsMiddleware)
+    for module in (accounts_api, catalog_api, ingest_api, streaming_api):
+        app.include_router(module.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        """Readiness: the database answers and the schema is migrated."""
+        try:
+            with container.db.read() as conn:
+                version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        except Exception as exc:
+            return JSON({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)
+        return JSON({"status": "ready", "schema": version})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        for status, n in container.jobs.counts().items():
+            JOBS.labels(status).set(n)
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if WEB_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def index() -> FileResponse:
+            return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return app

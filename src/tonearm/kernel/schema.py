@@ -1,0 +1,14 @@
+"""Imports every domain's tables so `metadata` holds the whole model (Alembic, tests)."""
+
+from tonearm.domains.accounts import tables as _accounts
+from tonearm.domains.billing import tables as _billing
+from tonearm.domains.catalog import tables as _catalog
+from tonearm.domains.devices import tables as _devices
+from tonearm.domains.history import tables as _history
+from tonearm.domains.ingest import tables as _ingest
+from tonearm.domains.library import tables as _library
+from tonearm.kernel.db import metadata
+from tonearm.workers import tables as _jobs
+
+__all__ = ["metadata"]
+_ = (_accounts, _billing, _catalog, _devices, _history, _ingest, _library, _jobs)

@@ -1,0 +1,32 @@
+"""Verified-by-content media toolkit: what the ingest pipeline calls for every uploaded file.
+
+Every function here decides by content, never by file name; runs ffmpeg/ffprobe with fixed
+argument lists (no shell), `file:` URLs, demuxer/protocol allow-lists and timeouts; and reports
+unacceptable input as MediaError with a machine-readable `code`.
+"""
+
+from ._errors import ERROR_CODES, MediaError
+from ._images import IMAGE_SIZES, Thumbnail, make_thumbnails
+from ._loudness import Loudness, measure_loudness
+from ._probe import AudioProbe, probe
+from ._tags import Tags, read_tags
+from ._transcode import LADDER, RenditionFile, RenditionSpec, transcode_ladder, transcode_one
+
+__all__ = [
+    "ERROR_CODES",
+    "IMAGE_SIZES",
+    "LADDER",
+    "AudioProbe",
+    "Loudness",
+    "MediaError",
+    "RenditionFile",
+    "RenditionSpec",
+    "Tags",
+    "Thumbnail",
+    "make_thumbnails",
+    "measure_loudness",
+    "probe",
+    "read_tags",
+    "transcode_ladder",
+    "transcode_one",
+]

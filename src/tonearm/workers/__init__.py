@@ -1,0 +1,1 @@
+"""Background work: the job runner and its task registry."""
