@@ -162,14 +162,18 @@ class Server:
         ).stdout.split()
         return [self.proc.pid, *map(int, out)]
 
-    def rss_mb(self) -> dict[int, float]:
+    def rss_mb(self) -> dict[int, tuple[float, float]]:
+        """Per process: (VmRSS, RssAnon) in MB. RssAnon leaves out file pages (SQLite's mmap)."""
         rss = {}
         for pid in self.pids():
             try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        rss[pid] = int(line.split()[1]) / 1024
-            except OSError:
+                fields = dict(
+                    line.split(":", 1)
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if ":" in line
+                )
+                rss[pid] = (int(fields["VmRSS"].split()[0]) / 1024, int(fields["RssAnon"].split()[0]) / 1024)
+            except (OSError, KeyError):
                 pass
         return rss
 

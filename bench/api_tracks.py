@@ -85,11 +85,12 @@ def main() -> None:
         # ~1,000 req/s: 50 connections each waiting 50 ms between requests.
         fixed = parse(wrk(srv.base, ids_file, connections=50, seconds=args.seconds, delay_ms=50))
         rss = srv.rss_mb()
-    result = {"saturating": sat, "fixed_rate": fixed, "rss_mb": {str(k): round(v, 1) for k, v in rss.items()}}
+    result = {"saturating": sat, "fixed_rate": fixed, "rss_mb": {str(k): v for k, v in rss.items()}}
     print(json.dumps(result, indent=2))
     print(
         f"throughput: {sat['rps']} req/s (p99 {sat['p99']}); at ~{fixed['rps']} req/s: p50 {fixed['p50']}, "
-        f"p99 {fixed['p99']}; RSS per process (MB): {', '.join(f'{v:.0f}' for v in rss.values())}"
+        f"p99 {fixed['p99']}; RSS/anonymous per process (MB): "
+        f"{', '.join(f'{a:.0f}/{b:.0f}' for a, b in rss.values())}"
     )
 
 

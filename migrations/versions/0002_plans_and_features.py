@@ -48,7 +48,15 @@ def upgrade() -> None:
     op.bulk_insert(
         plans,
         [
-            {"id": i, "name": n, "price_minor": p, "currency": c, "interval": "month", "max_members": m, "active": True}
+            {
+                "id": i,
+                "name": n,
+                "price_minor": p,
+                "currency": c,
+                "interval": "month",
+                "max_members": m,
+                "active": True,
+            }
             for i, n, p, c, m, _ in PLANS
         ],
     )

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     transcode_threads: int = Field(1, description="ffmpeg threads per transcode job.")
     log_json: bool = Field(True, description="JSON logs (structlog); false for human-readable console logs.")
     log_level: str = Field("INFO", description="Python log level name.")
-    cache_size: int = Field(20000, description="Catalog objects kept in the in-process cache.")
+    cache_size: int = Field(10000, description="Track objects (as JSON) kept in each process's cache.")
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import spotipy
+
 from tests.conftest import make_tone
 
 pytestmark = pytest.mark.slow

@@ -39,7 +39,7 @@ def generate_cover(seed: str, title: str, subtitle: str = "", *, size: int = 640
     if not _MIN_SIZE <= size <= _MAX_SIZE:
         raise ValueError(f"size must be between {_MIN_SIZE} and {_MAX_SIZE}, got {size}")
     digest = hashlib.sha256(seed.encode("utf-8", "surrogatepass")).digest()
-    rng = random.Random(digest)
+    rng = random.Random(digest)  # noqa: S311 - picks colours and shapes, not secrets
     palette = _palette(rng)
     style_name = STYLES[digest[0] % len(STYLES)]
     img = _STYLE_FUNCS[style_name](rng, palette, size)
@@ -79,9 +79,7 @@ def _palette(rng: random.Random) -> _Palette:
         "mono": (0.0, 0.0, 0.02, -0.02),
     }[scheme]
     sat = rng.uniform(0.45, 0.95)
-    accents = [
-        _hsv(base + off, sat * rng.uniform(0.7, 1.1), rng.uniform(0.55, 1.0)) for off in offsets
-    ]
+    accents = [_hsv(base + off, sat * rng.uniform(0.7, 1.1), rng.uniform(0.55, 1.0)) for off in offsets]
     dark_bg = rng.random() < 0.6
     if dark_bg:
         background = _hsv(base + rng.uniform(-0.05, 0.05), rng.uniform(0.3, 0.8), rng.uniform(0.08, 0.25))
@@ -130,7 +128,9 @@ def _style_rings(rng: random.Random, pal: _Palette, size: int) -> Image.Image:
     max_r = size * rng.uniform(0.45, 0.8)
     for i in range(n):
         r = max_r * (1 - i / n)
-        colour = pal.accents[i % len(pal.accents)] if i % 2 == 0 else _mix(pal.background, pal.accents[0], 0.2)
+        colour = (
+            pal.accents[i % len(pal.accents)] if i % 2 == 0 else _mix(pal.background, pal.accents[0], 0.2)
+        )
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
     return img
 
@@ -247,7 +247,9 @@ def _style_sun(rng: random.Random, pal: _Palette, size: int) -> Image.Image:
     draw.rectangle((0, horizon, size, size), fill=pal.dark)
     grid = pal.accents[2]
     for i in range(-10, 11):
-        draw.line((cx + i * size * 0.03, horizon, cx + i * size * 0.25, size), fill=grid, width=max(1, size // 320))
+        draw.line(
+            (cx + i * size * 0.03, horizon, cx + i * size * 0.25, size), fill=grid, width=max(1, size // 320)
+        )
     yy, dy = horizon, size * 0.01
     while yy < size:
         draw.line((0, yy, size, yy), fill=grid, width=max(1, size // 320))
@@ -322,9 +324,7 @@ def _text_width(font: Font, text: str) -> float:
     return float(font.getlength(text))
 
 
-def _wrap(
-    text: str, font: Font, max_width: float, max_lines: int
-) -> list[str]:
+def _wrap(text: str, font: Font, max_width: float, max_lines: int) -> list[str]:
     """Greedy word wrap; words wider than a line are broken; the last line gets an ellipsis if cut."""
     lines: list[str] = []
     current = ""

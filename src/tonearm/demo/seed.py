@@ -10,11 +10,11 @@ import datetime as dt
 import sys
 
 import click
-from tonearm.demo.catalog import demo_catalog
-from tonearm.demo.files import write_demo_files
 from tqdm import tqdm
 
 from tonearm.bootstrap import Container
+from tonearm.demo.catalog import demo_catalog
+from tonearm.demo.files import write_demo_files
 from tonearm.domains.ingest.progress import import_with_progress
 from tonearm.kernel.errors import Conflict
 

@@ -20,6 +20,7 @@ import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -76,11 +77,15 @@ LeadVoice = Literal["square", "saw", "bell", "flute", "sax", "guitar", "pluck"]
 
 @dataclass(frozen=True, slots=True)
 class _Kit:
-    """Drum sounds and patterns.  Patterns are 16 steps per bar (several bars allowed), one char a step:
-    ``X`` accent, ``x`` hit, ``o`` medium, ``g`` ghost, ``.`` rest.  Each lane maps to (A pattern, B pattern)."""
+    """Drum sounds and patterns.
+
+    Patterns are 16 steps per bar (several bars allowed), one char a step: ``X`` accent, ``x`` hit,
+    ``o`` medium, ``g`` ghost, ``.`` rest.  Each lane maps to (A-section pattern, B-section pattern).
+    ``kick`` is (start Hz, end Hz, pitch-drop time constant, decay time constant, drive).
+    """
 
     lanes: dict[str, tuple[str, str]]
-    kick: tuple[float, float, float, float, float] = (150.0, 50.0, 0.035, 0.32, 0.0)  # f0, f1, ptau, decay, drive
+    kick: tuple[float, float, float, float, float] = (150.0, 50.0, 0.035, 0.15, 0.0)
     snare_decay: float = 0.16
     gated_snare: bool = False
     hat_decay: float = 0.035
@@ -136,7 +141,7 @@ _STYLES: dict[str, _Style] = {
                 "hat": ("o.x.o.x.o.x.o.x.", "gxoxgxoxgxoxgxox"),
                 "open": ("................", "..x.......x....."),
             },
-            kick=(160.0, 48.0, 0.03, 0.3, 0.6),
+            kick=(160.0, 48.0, 0.03, 0.16, 0.6),
         ),
         progressions=((0, 5, 3, 4), (0, 3, 5, 4), (5, 3, 0, 4), (0, 6, 5, 3)),
         chord_kind="seventh",
@@ -163,7 +168,7 @@ _STYLES: dict[str, _Style] = {
                 "open": (_OFFBEAT8, _OFFBEAT8),
                 "shaker": ("................", "gogogogogogogogo"),
             },
-            kick=(140.0, 52.0, 0.028, 0.28, 0.4),
+            kick=(140.0, 52.0, 0.028, 0.15, 0.4),
         ),
         progressions=((0, 5, 3, 4), (1, 4, 0, 0), (0, 0, 3, 3), (5, 4, 3, 4)),
         chord_kind="seventh",
@@ -172,7 +177,12 @@ _STYLES: dict[str, _Style] = {
         bass_style="octave",
         bass_voice="pluck",
         lead_voice="pluck",
-        instruments=("organ chord stabs", "a bouncing octave bass", "open hi-hats", "a four-on-the-floor kick"),
+        instruments=(
+            "organ chord stabs",
+            "a bouncing octave bass",
+            "open hi-hats",
+            "a four-on-the-floor kick",
+        ),
         moods=("groovy", "sunny", "soulful", "late-night"),
         pad_layer=True,
         lead_density=0.5,
@@ -191,7 +201,7 @@ _STYLES: dict[str, _Style] = {
                 "rim": ("...x..x....x..x.", "...x..x...x..x.x"),
                 "clap": ("................", _BACKBEAT),
             },
-            kick=(170.0, 46.0, 0.025, 0.33, 1.2),
+            kick=(170.0, 46.0, 0.025, 0.18, 1.2),
             intro_lanes=("hat", "rim"),
         ),
         progressions=((0, 0, 0, 5), (0, 0, 6, 0), (0, 1, 0, 6), (0, 0, 3, 0)),
@@ -220,7 +230,7 @@ _STYLES: dict[str, _Style] = {
                 "hat": (_EIGHTHS, "x.x.x.x.x.xxx.x."),
                 "open": ("..............x.", "..............x."),
             },
-            kick=(120.0, 45.0, 0.04, 0.55, 1.5),
+            kick=(120.0, 45.0, 0.04, 0.28, 1.5),
             snare_decay=0.18,
         ),
         progressions=((0, 5, 3, 4), (0, 3, 0, 4), (0, 5, 6, 4), (1, 4, 0, 0)),
@@ -248,7 +258,7 @@ _STYLES: dict[str, _Style] = {
                 "hat": ("x.xgx.xgx.xgx.xg", "x.xgx.xgx.xgxgxg"),
                 "shaker": ("................", "gogogogogogogogo"),
             },
-            kick=(110.0, 48.0, 0.035, 0.3, 0.3),
+            kick=(110.0, 48.0, 0.035, 0.14, 0.3),
             snare_decay=0.12,
             hat_decay=0.03,
         ),
@@ -300,7 +310,7 @@ _STYLES: dict[str, _Style] = {
                 "hat": (_EIGHTHS, "................"),
                 "ride": ("................", "x.x.x.x.x.x.x.x."),
             },
-            kick=(110.0, 55.0, 0.02, 0.25, 0.8),
+            kick=(110.0, 55.0, 0.02, 0.13, 0.8),
             snare_decay=0.2,
             hat_decay=0.05,
         ),
@@ -329,7 +339,7 @@ _STYLES: dict[str, _Style] = {
                 "hat": (_EIGHTHS, "xoxoxoxoxoxoxoxo"),
                 "shaker": ("................", "gogogogogogogogo"),
             },
-            kick=(140.0, 50.0, 0.03, 0.3, 0.5),
+            kick=(140.0, 50.0, 0.03, 0.15, 0.5),
         ),
         progressions=((0, 4, 5, 3), (0, 5, 3, 4), (5, 3, 0, 4), (3, 4, 0, 5)),
         chord_kind="triad",
@@ -355,7 +365,7 @@ _STYLES: dict[str, _Style] = {
                 "kick": ("g.......g.......", "g.....g.......g."),
                 "snare": ("......g.......g.", "..g.....g...g..g"),
             },
-            kick=(100.0, 55.0, 0.02, 0.2, 0.0),
+            kick=(100.0, 55.0, 0.02, 0.1, 0.0),
             snare_decay=0.1,
             intro_lanes=("ride", "hatpedal"),
             outro_lanes=("ride", "hatpedal", "kick"),
@@ -368,7 +378,12 @@ _STYLES: dict[str, _Style] = {
         bass_style="walking",
         bass_voice="upright",
         lead_voice="sax",
-        instruments=("a walking upright bass", "swinging ride cymbal", "comping piano", "a breathy saxophone"),
+        instruments=(
+            "a walking upright bass",
+            "swinging ride cymbal",
+            "comping piano",
+            "a breathy saxophone",
+        ),
         moods=("smoky", "swinging", "late-night", "smooth"),
         lead_density=0.7,
         lead_lengths=(2, 2, 2, 4, 6),
@@ -388,7 +403,7 @@ _STYLES: dict[str, _Style] = {
                 "hat": (_EIGHTHS, "x.xxx.x.x.xxx.x."),
                 "ride": ("................", "..x...x...x...x."),
             },
-            kick=(150.0, 50.0, 0.025, 0.22, 0.8),
+            kick=(150.0, 50.0, 0.025, 0.12, 0.8),
             snare_decay=0.14,
         ),
         progressions=((0, 5, 3, 4), (0, 6, 5, 6), (0, 3, 5, 4), (5, 6, 0, 0)),
@@ -414,7 +429,7 @@ _STYLES: dict[str, _Style] = {
                 "snare": (_BACKBEAT, _BACKBEAT),
                 "hat": ("gogogogogogogogo", "gxgxgxgxgxgxgxgx"),
             },
-            kick=(130.0, 50.0, 0.03, 0.3, 0.4),
+            kick=(130.0, 50.0, 0.03, 0.16, 0.4),
             gated_snare=True,
         ),
         progressions=((0, 5, 2, 6), (0, 3, 5, 6), (0, 6, 5, 6), (5, 3, 0, 6)),
@@ -424,7 +439,12 @@ _STYLES: dict[str, _Style] = {
         bass_style="eighths",
         bass_voice="saw",
         lead_voice="saw",
-        instruments=("gated reverb snares", "lush analog pads", "pulsing eighth-note bass", "a soaring saw lead"),
+        instruments=(
+            "gated reverb snares",
+            "lush analog pads",
+            "pulsing eighth-note bass",
+            "a soaring saw lead",
+        ),
         moods=("retro", "neon-lit", "cinematic", "wistful"),
         arp=True,
         lead_density=0.6,
@@ -443,7 +463,7 @@ _STYLES: dict[str, _Style] = {
                 "shaker": ("gogogogogogogogo", "gogogogogogogogo"),
                 "hat": ("................", "..x...x...x...x."),
             },
-            kick=(115.0, 50.0, 0.035, 0.35, 0.3),
+            kick=(115.0, 50.0, 0.035, 0.18, 0.3),
             intro_lanes=("shaker",),
         ),
         progressions=((0, 3, 1, 4), (0, 5, 1, 4), (0, 2, 3, 4), (3, 0, 5, 4)),
@@ -522,28 +542,30 @@ def render(spec: TrackSpec, sample_rate: int = 44100) -> F32:
 # --------------------------------------------------------------------------------------------------
 # DSP building blocks (float32 throughout: numpy's float32 exp/sin are several times faster)
 
-_ARANGE: dict[str, NDArray[np.generic]] = {}
+_ARANGE_U32: list[NDArray[np.uint32]] = [np.arange(1 << 20, dtype=np.uint32)]
+_ARANGE_F32: list[F32] = [np.arange(1 << 20, dtype=np.float32)]
+
+
+def _f32(x: object) -> F32:
+    """``x`` as a float32 array (no copy when it already is one); keeps mypy's types exact."""
+    return np.asarray(x, dtype=np.float32)
 
 
 def _index_u32(n: int) -> NDArray[np.uint32]:
-    a = _ARANGE.get("u32")
-    if a is None or len(a) < n:
-        a = np.arange(max(n, 1 << 20), dtype=np.uint32)
-        _ARANGE["u32"] = a
-    return a[:n]  # type: ignore[return-value]
+    if len(_ARANGE_U32[0]) < n:
+        _ARANGE_U32[0] = np.arange(n, dtype=np.uint32)
+    return _ARANGE_U32[0][:n]
 
 
 def _time(n: int, sr: int) -> F32:
     """Seconds of each of ``n`` samples, float32."""
-    a = _ARANGE.get("f32")
-    if a is None or len(a) < n:
-        a = np.arange(max(n, 1 << 20), dtype=np.float32)
-        _ARANGE["f32"] = a
-    return a[:n] * np.float32(1.0 / sr)  # type: ignore[no-any-return]
+    if len(_ARANGE_F32[0]) < n:
+        _ARANGE_F32[0] = np.arange(n, dtype=np.float32)
+    return _ARANGE_F32[0][:n] * np.float32(1.0 / sr)
 
 
 def _midi_hz(m: float) -> float:
-    return 440.0 * 2.0 ** ((m - 69.0) / 12.0)
+    return float(440.0 * 2.0 ** ((m - 69.0) / 12.0))
 
 
 def _cycle(
@@ -563,18 +585,18 @@ def _cycle(
         incs = (ratio * np.float32(freq / sr * 2.0**32)).astype(np.uint32)
         acc = np.cumsum(incs, dtype=np.uint32)
     acc += offset
-    return acc.astype(np.float32) * np.float32(2.0**-32)  # type: ignore[no-any-return]
+    return acc.astype(np.float32) * np.float32(2.0**-32)
 
 
 def _sine(frac: F32) -> F32:
-    return np.sin(frac * np.float32(_TAU))
+    return _f32(np.sin(frac * np.float32(_TAU)))
 
 
 def _omega_t(freq: float, cutoff: float | F32, sr: int) -> float | F32:
     """The one-pole filter's cutoff relative to the oscillator's period (2*pi*fc/f), kept sane."""
     hi = _TAU * 0.45 * sr / freq
     if isinstance(cutoff, np.ndarray):
-        return np.clip(cutoff * np.float32(_TAU / freq), np.float32(0.05), np.float32(hi))
+        return _f32(np.clip(cutoff * np.float32(_TAU / freq), np.float32(0.05), np.float32(hi)))
     return min(max(_TAU * cutoff / freq, 0.05), hi)
 
 
@@ -590,7 +612,9 @@ def _saw_lp(frac: F32, freq: float, cutoff: float | F32, sr: int) -> F32:
         y += np.float32(-1.0 - 2.0 / wt)
         y += np.exp(frac * np.float32(-wt)) * np.float32(2.0 / (1.0 - math.exp(-wt)))
         return y
-    return frac * np.float32(2.0) - np.float32(1.0) - 2.0 / wt + 2.0 * np.exp(-wt * frac) / (1.0 - np.exp(-wt))
+    return _f32(
+        frac * np.float32(2.0) - np.float32(1.0) - 2.0 / wt + 2.0 * np.exp(-wt * frac) / (1.0 - np.exp(-wt))
+    )
 
 
 def _square_lp(frac: F32, freq: float, cutoff: float | F32, sr: int) -> F32:
@@ -606,9 +630,9 @@ def _square_lp(frac: F32, freq: float, cutoff: float | F32, sr: int) -> F32:
     if isinstance(wt, float):
         e_half = math.exp(-wt * 0.5)
         k = np.float32(2.0 / (1.0 + e_half))  # y1 + 1
-        return sign * (np.float32(1.0) - k * np.exp(psi * np.float32(-wt)))  # type: ignore[no-any-return]
+        return sign * (np.float32(1.0) - k * np.exp(psi * np.float32(-wt)))
     e_half_a = np.exp(wt * np.float32(-0.5))
-    return sign * (1.0 - 2.0 / (1.0 + e_half_a) * np.exp(-wt * psi))  # type: ignore[no-any-return]
+    return _f32(sign * (1.0 - 2.0 / (1.0 + e_half_a) * np.exp(-wt * psi)))
 
 
 def _adsr(n_hold: int, sr: int, a: float, d: float, s: float, r: float) -> F32:
@@ -642,11 +666,11 @@ def _decay_env(n_hold: int, sr: int, tau: float, release: float, attack: float =
     na = min(max(1, int(attack * sr)), len(env))
     env[:na] *= np.linspace(0.0, 1.0, na, dtype=np.float32)
     env[n_hold:] *= np.linspace(1.0, 0.0, nr, dtype=np.float32)
-    return env
+    return _f32(env)
 
 
 def _exp_decay(t: F32, tau: float) -> F32:
-    return np.exp(t * np.float32(-1.0 / tau))
+    return _f32(np.exp(t * np.float32(-1.0 / tau)))
 
 
 def _lowpass(x: F32, cutoff: float, sr: int) -> F32:
@@ -665,7 +689,7 @@ def _highpass(x: F32, cutoff: float, sr: int) -> F32:
 
 
 def _soft_clip(x: F32, drive: float) -> F32:
-    return np.tanh(x * np.float32(drive)) * np.float32(1.0 / math.tanh(drive))  # type: ignore[no-any-return]
+    return _f32(np.tanh(x * np.float32(drive)) * np.float32(1.0 / math.tanh(drive)))
 
 
 def _fade_edges(x: F32, sr: int, ms: float = 3.0) -> F32:
@@ -682,8 +706,8 @@ def _fade_edges(x: F32, sr: int, ms: float = 3.0) -> F32:
 # drum lane -> (bus, pan, gain)
 _LANE_BUS: dict[str, tuple[str, float, float]] = {
     "kick": ("kick", 0.0, 1.0),
-    "snare": ("snare", 0.06, 0.55),
-    "clap": ("snare", -0.06, 0.5),
+    "snare": ("snare", 0.06, 0.85),
+    "clap": ("snare", -0.06, 0.8),
     "rim": ("perc", -0.3, 0.3),
     "hat": ("hats", 0.3, 0.22),
     "open": ("hats", 0.25, 0.16),
@@ -739,14 +763,19 @@ class _Renderer:
 
     def __post_init__(self) -> None:
         spec = self.spec
-        entropy = [spec.seed % (1 << 63), zlib.crc32(spec.genre.encode()), spec.root % 12, round(spec.bpm * 100)]
+        entropy = [
+            spec.seed % (1 << 63),
+            zlib.crc32(spec.genre.encode()),
+            spec.root % 12,
+            round(spec.bpm * 100),
+        ]
         self.rng = np.random.default_rng(entropy)
         self.scale = SCALES[spec.mode]
         self.step_s = 60.0 / spec.bpm / 4.0
         self.bar_s = self.step_s * 16
         self.n_out = max(1, round(spec.duration_s * self.sr))
         self.n_bars = max(1, math.ceil(spec.duration_s / self.bar_s))
-        self.n_total = self.n_out + int(2.0 * self.sr)
+        self.n_total = self.n_out  # nothing after the end is heard: the fade-out has finished by then
         self.buses = {}
         self.bank = np.zeros((_MAX_BUSES, self.n_total), dtype=np.float32)  # pages stay untouched until used
         self.cache = {}
@@ -754,7 +783,9 @@ class _Renderer:
 
     # ---- plumbing ------------------------------------------------------------------------------
 
-    def bus(self, name: str, pan: float = 0.0, gain: float = 1.0, send: float = 0.0, duck: bool = False) -> _Bus:
+    def bus(
+        self, name: str, pan: float = 0.0, gain: float = 1.0, send: float = 0.0, duck: bool = False
+    ) -> _Bus:
         b = self.buses.get(name)
         if b is None:
             b = _Bus(pan, gain, self.bank[len(self.buses)], send, duck)
@@ -802,7 +833,7 @@ class _Renderer:
     # ---- harmony -------------------------------------------------------------------------------
 
     def degree_pitch(self, degree: int, base: int) -> int:
-        """MIDI pitch of scale ``degree`` (0 = tonic, may exceed 6 or be negative) in the octave of ``base``."""
+        """MIDI pitch of scale ``degree`` (0 = tonic; may be negative or above 6) in ``base``'s octave."""
         octave, idx = divmod(degree, 7)
         return base + self.spec.root % 12 + self.scale[idx] + 12 * octave
 
@@ -884,7 +915,7 @@ class _Renderer:
     # ---- drums ---------------------------------------------------------------------------------
 
     def drum_sound(self, lane: str, kit: _Kit) -> F32:
-        return self.cached(("drum", lane), lambda: self.make_drum(lane, kit))
+        return self.cached(("drum", lane), partial(self.make_drum, lane, kit))
 
     def make_drum(self, lane: str, kit: _Kit) -> F32:
         sr = self.sr
@@ -912,8 +943,10 @@ class _Renderer:
             if kit.gated_snare:
                 env *= np.clip((np.float32(0.32) - t) * np.float32(50.0), 0.0, 1.0)
             freq = np.float32(180.0) + np.float32(60.0) * _exp_decay(t, 0.02)
-            tone = np.sin(_TAU * np.cumsum(freq, dtype=np.float64) / sr).astype(np.float32) * _exp_decay(t, 0.07)
-            return np.float32(1.6) * body * env + np.float32(0.6) * tone  # type: ignore[no-any-return]
+            tone = np.sin(_TAU * np.cumsum(freq, dtype=np.float64) / sr).astype(np.float32) * _exp_decay(
+                t, 0.07
+            )
+            return np.float32(1.6) * body * env + np.float32(0.6) * tone
         if lane == "clap":
             x = _lowpass(_highpass(noise(0.4), 900, sr), 3500 * bright, sr)
             t = _time(len(x), sr)
@@ -924,12 +957,12 @@ class _Renderer:
             k = int(0.03 * sr)
             env[k:] += np.float32(0.8) * _exp_decay(t[: len(x) - k], 0.12)
             x *= np.float32(1.0 / (np.abs(x).max() + 1e-9))
-            return x * env  # type: ignore[no-any-return]
+            return x * env
         if lane == "rim":
             n = int(0.08 * sr)
             t = _time(n, sr)
             y = np.float32(0.5) * _sine(_cycle(1750, n, sr)) + _sine(_cycle(820, n, sr))
-            return y * _exp_decay(t, 0.012)  # type: ignore[no-any-return]
+            return y * _exp_decay(t, 0.012)
         if lane in ("hat", "open", "ride", "crash", "hatpedal"):
             dur, decay, hp, base = {
                 "hat": (0.25, kit.hat_decay, 7000.0, 1.0),
@@ -951,11 +984,11 @@ class _Renderer:
             if lane == "ride":
                 env = np.float32(0.7) * env + np.float32(0.6) * _exp_decay(t, 0.03)
                 x += np.float32(0.25) * _sine(_cycle(2950, n, sr)) * _exp_decay(t, 0.4)
-            return x * env  # type: ignore[no-any-return]
+            return x * env
         if lane == "shaker":
             x = _highpass(noise(0.12), 5000 * (0.5 + 0.5 * bright), sr)
             t = _time(len(x), sr)
-            return x * np.minimum(t * np.float32(1 / 0.012), 1.0) * _exp_decay(t, 0.035)  # type: ignore[no-any-return]
+            return _f32(x * np.minimum(t * np.float32(1 / 0.012), 1.0) * _exp_decay(t, 0.035))
         raise ValueError(f"unknown drum lane {lane!r}")  # pragma: no cover - the table is fixed
 
     def drums(self, kit: _Kit, sec: _Section, bar: int, i: int) -> None:
@@ -1014,7 +1047,9 @@ class _Renderer:
             return [(0, 10, 1.0), (10, 6, 0.7)]
         return [(0, 16 * self.style.bars_per_chord, 1.0)]
 
-    def chords(self, degree: int, bar: int, first: bool, hits: list[tuple[int, int, float]], section: str) -> None:
+    def chords(
+        self, degree: int, bar: int, first: bool, hits: list[tuple[int, int, float]], section: str
+    ) -> None:
         style = self.style
         pitches = self.chord_pitches(degree)
         low = {"guitar": 40, "stab": 57, "pluck": 57}.get(style.chord_voice, 53)
@@ -1029,11 +1064,9 @@ class _Renderer:
             hits = hits[:1]  # sparse intro: just the downbeat
         for step, length, vel in hits:
             at = self.sample_at(bar, step)
-            sound = self.cached(
-                ("chord", voiced, length), lambda n=length: self.make_chord(voiced, n)
-            )
+            sound = self.cached(("chord", voiced, length), partial(self.make_chord, voiced, length))
             if style.chord_voice == "guitar":  # double-tracked: two takes hard left and right
-                late = self.cached(("chord2", voiced, length), lambda n=length: self.make_chord(voiced, n, 1))
+                late = self.cached(("chord2", voiced, length), partial(self.make_chord, voiced, length, 1))
                 self.place(self.bus("guitar_l", -0.8, 0.45, send=0.15), sound, at, vel)
                 self.place(self.bus("guitar_r", 0.8, 0.45, send=0.15), late, at + int(0.011 * self.sr), vel)
             else:
@@ -1046,7 +1079,7 @@ class _Renderer:
         at = self.sample_at(bar, 0, jitter=False)
         for k, p in enumerate(voiced):
             for side, bus in ((0, left), (1, right)):
-                sound = self.cached(("pad", p, n_hold, side), lambda p=p, side=side: self.make_pad_note(p, n_hold, side))
+                sound = self.cached(("pad", p, n_hold, side), partial(self.make_pad_note, p, n_hold, side))
                 self.place(bus, sound, at + 40 * k * (side + 1), 1.0)
 
     def make_pad_note(self, pitch: int, n_hold: int, side: int) -> F32:
@@ -1087,9 +1120,11 @@ class _Renderer:
             t = _time(n, sr)
             c = _cycle(f, n, sr)
             index = np.float32(1.2 + 1.5 * bright) * _exp_decay(t, 0.25)
-            y = np.sin(c * np.float32(_TAU) + index * _sine(c)) + np.float32(0.15) * _sine(_cycle(2 * f, n, sr))
+            y = np.sin(c * np.float32(_TAU) + index * _sine(c)) + np.float32(0.15) * _sine(
+                _cycle(2 * f, n, sr)
+            )
             tremolo = np.float32(1.0) + np.float32(0.15) * np.sin(t * np.float32(_TAU * 4.5))
-            return y * env * tremolo  # type: ignore[no-any-return]
+            return _f32(y * env * tremolo)
         if voice == "piano":  # a few slightly inharmonic partials, the upper ones dying faster
             env = _decay_env(n_hold, sr, 2.5, 0.2, attack=0.002)
             n = len(env)
@@ -1099,20 +1134,24 @@ class _Renderer:
                 fk = f * k * math.sqrt(1.0 + 0.0004 * k * k)
                 if fk > 0.45 * sr:
                     break
-                y += _sine(_cycle(fk, n, sr)) * _exp_decay(t, 1.0 / (0.5 + 1.4 * k * bright)) * np.float32(k**-1.1)
-            return y * env  # type: ignore[no-any-return]
+                y += (
+                    _sine(_cycle(fk, n, sr))
+                    * _exp_decay(t, 1.0 / (0.5 + 1.4 * k * bright))
+                    * np.float32(k**-1.1)
+                )
+            return y * env
         if voice == "organ":
             env = _adsr(n_hold, sr, 0.005, 0.05, 0.9, 0.08)
             n = len(env)
             y = np.zeros(n, dtype=np.float32)
             for k, w in ((1, 1.0), (2, 0.6), (3, 0.35), (4, 0.2), (6, 0.1)):
                 y += np.float32(w) * _sine(_cycle(f * k, n, sr))
-            return y * env * np.float32(0.5)  # type: ignore[no-any-return]
+            return y * env * np.float32(0.5)
         # "stab" and "pluck": a filtered saw with a snappy filter envelope
         env = _decay_env(n_hold, sr, 0.18, 0.12, attack=0.002)
         n = len(env)
         cutoff = np.float32(f) + np.float32(3500.0 * bright) * _exp_decay(_time(n, sr), 0.08)
-        return _saw_lp(_cycle(f, n, sr), f, cutoff, sr) * env  # type: ignore[no-any-return]
+        return _saw_lp(_cycle(f, n, sr), f, cutoff, sr) * env
 
     def make_guitar_chord(self, voiced: tuple[int, ...], n_hold: int, variant: int) -> F32:
         sr = self.sr
@@ -1123,7 +1162,7 @@ class _Renderer:
             f = _midi_hz(p) * (1.0 + 0.002 * (variant - 0.5) * (k + 1))
             y += _saw_lp(_cycle(f, n, sr, 0.3 * k + 0.17 * variant), f, 4000.0, sr)
         y = _soft_clip(y * np.float32(0.9), 4.0 + 2.0 * self.style.drive)
-        return _lowpass(y, 3200.0, sr) * env * np.float32(0.6)  # type: ignore[no-any-return]
+        return _lowpass(y, 3200.0, sr) * env * np.float32(0.6)
 
     # ---- bass ----------------------------------------------------------------------------------
 
@@ -1160,18 +1199,24 @@ class _Renderer:
         style = self.style
         low = 31 if style.bass_voice in ("808", "sub", "reese", "upright") else 33
         root = self.bass_root(degree, low)
-        bus = self.bus("bass", 0.0, 0.55, duck=True)
+        level = {"drone": 0.3, "walking": 0.4}.get(style.bass_style, 0.55)
+        bus = self.bus("bass", 0.0, level, duck=True)
         if style.bass_style == "walking":
             chord = [low + (p - low) % 12 for p in self.chord_pitches(degree)]
             target = self.bass_root(next_degree, low)
-            line = [root, int(self.rng.choice(chord[1:])), int(self.rng.choice(chord)), target + int(self.rng.choice([-1, 1]))]
+            line = [
+                root,
+                int(self.rng.choice(chord[1:])),
+                int(self.rng.choice(chord)),
+                target + int(self.rng.choice([-1, 1])),
+            ]
             notes = [(4 * k, 4, p) for k, p in enumerate(line)]
         else:
             if style.bass_style == "drone" and i % style.bars_per_chord != 0:
                 return
             notes = [(s, length, root + iv) for s, length, iv in riff]
         for step, length, pitch in notes:
-            sound = self.cached(("bass", pitch, length), lambda p=pitch, n=length: self.make_bass_note(p, n))
+            sound = self.cached(("bass", pitch, length), partial(self.make_bass_note, pitch, length))
             self.place(bus, sound, self.sample_at(bar, step), 0.95 if step % 4 else 1.0)
 
     def make_bass_note(self, pitch: int, steps: int) -> F32:
@@ -1181,15 +1226,18 @@ class _Renderer:
         n_hold = self.n_steps(steps, 0.92)
         bright = self.style.brightness
         if voice == "sub":
-            env = _adsr(n_hold, sr, 0.004, 0.3, 0.75, 0.08)
+            if self.style.bass_style == "drone":
+                env = _adsr(n_hold, sr, 0.8, 0.5, 0.9, 1.5)
+            else:
+                env = _adsr(n_hold, sr, 0.004, 0.3, 0.75, 0.08)
             c = _cycle(f, len(env), sr)
-            return (_sine(c) + np.float32(0.12) * _sine(c * np.float32(2.0) % np.float32(1.0))) * env  # type: ignore[no-any-return]
+            return (_sine(c) + np.float32(0.12) * _sine(c * np.float32(2.0) % np.float32(1.0))) * env
         if voice == "808":  # a long sine with a pitch drop at the start, driven a little
             env = _decay_env(n_hold, sr, 0.9, 0.1)
             t = _time(len(env), sr)
             freq = np.float32(f) * (np.float32(1.0) + np.float32(0.6) * _exp_decay(t, 0.03))
             ph = np.cumsum(freq, dtype=np.float64) / sr
-            return _soft_clip(np.sin(_TAU * ph).astype(np.float32) * env, 2.0) * np.float32(0.8)  # type: ignore[no-any-return]
+            return _soft_clip(np.sin(_TAU * ph).astype(np.float32) * env, 2.0) * np.float32(0.8)
         if voice == "upright":
             env = _decay_env(n_hold, sr, 0.5, 0.06, attack=0.006)
             n = len(env)
@@ -1197,7 +1245,7 @@ class _Renderer:
             c = _cycle(f, n, sr)
             y = _sine(c) + np.float32(0.35) * _sine(_cycle(2 * f, n, sr)) * _exp_decay(t, 0.15)
             y += np.float32(0.1) * _sine(_cycle(3 * f, n, sr))
-            return y * env  # type: ignore[no-any-return]
+            return y * env
         if voice == "reese":  # two detuned saws, slowly moving filter, plus a clean sub
             env = _adsr(n_hold, sr, 0.02, 0.2, 0.9, 0.1)
             n = len(env)
@@ -1205,13 +1253,15 @@ class _Renderer:
             cutoff = np.float32(300.0) + np.float32(500.0 * bright) * (
                 np.float32(0.5) + np.float32(0.5) * np.sin(t * np.float32(_TAU * 0.4))
             )
-            y = _saw_lp(_cycle(f * 1.006, n, sr), f, cutoff, sr) + _saw_lp(_cycle(f * 0.994, n, sr, 0.5), f, cutoff, sr)
-            return (np.float32(0.5) * y + np.float32(0.8) * _sine(_cycle(f, n, sr))) * env  # type: ignore[no-any-return]
+            y = _saw_lp(_cycle(f * 1.006, n, sr), f, cutoff, sr) + _saw_lp(
+                _cycle(f * 0.994, n, sr, 0.5), f, cutoff, sr
+            )
+            return (np.float32(0.5) * y + np.float32(0.8) * _sine(_cycle(f, n, sr))) * env
         if voice == "square":
             env = _adsr(n_hold, sr, 0.003, 0.1, 0.7, 0.05)
             n = len(env)
             cutoff = np.float32(f * 2) + np.float32(1200.0 * bright) * _exp_decay(_time(n, sr), 0.1)
-            return _square_lp(_cycle(f, n, sr), f, cutoff, sr) * env * np.float32(0.8)  # type: ignore[no-any-return]
+            return _square_lp(_cycle(f, n, sr), f, cutoff, sr) * env * np.float32(0.8)
         # "saw" and "pluck": a filtered saw with a filter envelope (acid-ish in Techno)
         decay = 0.12 if voice == "pluck" else 0.07
         env = _adsr(n_hold, sr, 0.003, decay * 2, 0.6 if voice == "saw" else 0.3, 0.05)
@@ -1219,7 +1269,7 @@ class _Renderer:
         cutoff = np.float32(f * 1.5) + np.float32(2200.0 * bright) * _exp_decay(_time(n, sr), decay)
         c = _cycle(f, n, sr)
         y = _saw_lp(c, f, cutoff, sr) + np.float32(0.5) * _sine(c)
-        return y * env * np.float32(0.8)  # type: ignore[no-any-return]
+        return y * env * np.float32(0.8)
 
     # ---- melody --------------------------------------------------------------------------------
 
@@ -1245,7 +1295,7 @@ class _Renderer:
         half = i % 2
         varied = i % 4 >= 2  # every second phrase answers with a variation of the motif's second half
         chord_pcs = {p % 12 for p in self.chord_pitches(degree)}
-        bus = self.bus("lead", 0.1 if section_b else -0.05, 0.42, send=0.5 * style.echo / 0.25)
+        bus = self.bus("lead", 0.1 if section_b else -0.05, 0.6, send=0.5 * style.echo / 0.25)
         base = style.lead_low - style.lead_low % 12
         for note in motif:
             if note.step // 16 != half:
@@ -1262,7 +1312,9 @@ class _Renderer:
                     if (self.degree_pitch(cand, base) + shift) % 12 in chord_pcs:
                         pitch = self.degree_pitch(cand, base) + shift
                         break
-            sound = self.cached(("lead", pitch, note.length), lambda p=pitch, n=note.length: self.make_lead_note(p, n))
+            sound = self.cached(
+                ("lead", pitch, note.length), partial(self.make_lead_note, pitch, note.length)
+            )
             self.place(bus, sound, self.sample_at(bar, note.step % 16), note.velocity)
 
     def make_lead_note(self, pitch: int, steps: int) -> F32:
@@ -1276,42 +1328,42 @@ class _Renderer:
             n = len(env)
             index = np.float32(2.0 * bright) * _exp_decay(_time(n, sr), 0.4)
             y = np.sin(_cycle(f, n, sr) * np.float32(_TAU) + index * _sine(_cycle(3.5 * f, n, sr)))
-            return y * env * np.float32(0.8)  # type: ignore[no-any-return]
+            return y * env * np.float32(0.8)
         if voice == "flute":
             env = _adsr(n_hold, sr, 0.06, 0.1, 0.85, 0.15)
             n = len(env)
             c = _cycle(f, n, sr, vibrato=(5.0, 0.15))
             breath = np.random.default_rng(pitch).standard_normal(n, dtype=np.float32) * np.float32(0.05)
             y = _sine(c) + np.float32(0.2) * _sine(c * np.float32(2.0) % np.float32(1.0)) + breath
-            return y * env * np.float32(0.8)  # type: ignore[no-any-return]
+            return _f32(y * env * np.float32(0.8))
         if voice == "sax":
             env = _adsr(n_hold, sr, 0.03, 0.15, 0.75, 0.08)
             n = len(env)
             cutoff = np.float32(f * 1.5) + np.float32(1800.0 * bright) * env
-            return _saw_lp(_cycle(f, n, sr, vibrato=(5.2, 0.2)), f, cutoff, sr) * env * np.float32(0.8)  # type: ignore[no-any-return]
+            return _saw_lp(_cycle(f, n, sr, vibrato=(5.2, 0.2)), f, cutoff, sr) * env * np.float32(0.8)
         if voice == "guitar":
             env = _decay_env(n_hold, sr, 1.5, 0.1, attack=0.003)
             n = len(env)
             y = _saw_lp(_cycle(f, n, sr, vibrato=(5.5, 0.25)), f, 3000.0, sr)
             y += np.float32(0.5) * _saw_lp(_cycle(f * 1.004, n, sr, 0.3, vibrato=(5.5, 0.25)), f, 3000.0, sr)
-            return _soft_clip(y, 5.0) * env * np.float32(0.4)  # type: ignore[no-any-return]
+            return _soft_clip(y, 5.0) * env * np.float32(0.4)
         if voice == "square":
             env = _adsr(n_hold, sr, 0.005, 0.15, 0.6, 0.12)
             n = len(env)
             cutoff = np.float32(f * 3) + np.float32(2500.0 * bright) * env
-            return _square_lp(_cycle(f, n, sr, vibrato=(5.5, 0.12)), f, cutoff, sr) * env * np.float32(0.55)  # type: ignore[no-any-return]
+            return _square_lp(_cycle(f, n, sr, vibrato=(5.5, 0.12)), f, cutoff, sr) * env * np.float32(0.55)
         if voice == "pluck":
             env = _decay_env(n_hold, sr, 0.25, 0.15, attack=0.002)
             n = len(env)
             cutoff = np.float32(f) + np.float32(4000.0 * bright) * _exp_decay(_time(n, sr), 0.1)
-            return _saw_lp(_cycle(f, n, sr), f, cutoff, sr) * env * np.float32(0.7)  # type: ignore[no-any-return]
+            return _saw_lp(_cycle(f, n, sr), f, cutoff, sr) * env * np.float32(0.7)
         # "saw": two detuned saws with a touch of vibrato
         env = _adsr(n_hold, sr, 0.01, 0.2, 0.7, 0.2)
         n = len(env)
         cutoff = np.float32(f * 2) + np.float32(2500.0 * bright) * env
         y = _saw_lp(_cycle(f, n, sr, vibrato=(5.0, 0.1)), f, cutoff, sr)
         y += _saw_lp(_cycle(f * 1.005, n, sr, 0.3, vibrato=(5.0, 0.1)), f, cutoff, sr)
-        return y * env * np.float32(0.4)  # type: ignore[no-any-return]
+        return y * env * np.float32(0.4)
 
     def arp(self, degree: int, bar: int, up_down: bool) -> None:
         voiced = self.voice(self.chord_pitches(degree), 60)
@@ -1321,7 +1373,7 @@ class _Renderer:
         bus = self.bus("arp", 0.35, 0.2, send=0.6)
         for step in range(16):
             pitch = seq[step % len(seq)]
-            sound = self.cached(("arp", pitch), lambda p=pitch: self.make_arp_note(p))
+            sound = self.cached(("arp", pitch), partial(self.make_arp_note, pitch))
             self.place(bus, sound, self.sample_at(bar, step, jitter=False), 1.0 if step % 4 == 0 else 0.7)
 
     def make_arp_note(self, pitch: int) -> F32:
@@ -1330,7 +1382,7 @@ class _Renderer:
         env = _decay_env(self.n_steps(1), sr, 0.12, 0.08, attack=0.002)
         n = len(env)
         cutoff = np.float32(f) + np.float32(3000.0 * self.style.brightness) * _exp_decay(_time(n, sr), 0.06)
-        return _square_lp(_cycle(f, n, sr), f, cutoff, sr) * env  # type: ignore[no-any-return]
+        return _square_lp(_cycle(f, n, sr), f, cutoff, sr) * env
 
     # ---- texture -------------------------------------------------------------------------------
 
@@ -1383,8 +1435,7 @@ class _Renderer:
         out[:, out_start:] *= np.linspace(1.0, 0.0, self.n_out - out_start, dtype=np.float32) ** 1.5
         if style.drive > 0:
             out = np.tanh(out * np.float32((1.0 + style.drive) / (float(np.abs(out).max()) + 1e-9)))
-        out -= out.mean(axis=1, keepdims=True)
-        peak = float(np.abs(out).max())
+        peak = max(float(out.max()), -float(out.min()))
         gain = np.float32(10.0 ** (PEAK_DBFS / 20.0) / peak) if peak > 0 else np.float32(1.0)
         result = np.empty((self.n_out, 2), dtype=np.float32)
         np.multiply(out[0], gain, out=result[:, 0])
@@ -1393,13 +1444,15 @@ class _Renderer:
 
     def duck_envelope(self) -> F32:
         """Side-chain compression, the cheap way: dip right after every kick, recover over ~100 ms."""
-        n = self.n_total
-        last = np.full(n, -(10**9), dtype=np.int64)
-        hits = np.clip(np.array(self.kick_samples, dtype=np.int64), 0, n - 1)
-        last[hits] = hits
-        last = np.maximum.accumulate(last)
-        since = (np.arange(n, dtype=np.int64) - last).astype(np.float32) * np.float32(1.0 / self.sr)
-        return np.float32(1.0) - np.float32(self.style.sidechain) * _exp_decay(since, 0.09)  # type: ignore[no-any-return]
+        sr = self.sr
+        dip = _exp_decay(_time(int(0.45 * sr), sr), 0.09)
+        curve = np.float32(1.0) - np.float32(self.style.sidechain) * dip
+        env = np.ones(self.n_total, dtype=np.float32)
+        for at in self.kick_samples:
+            if 0 <= at < self.n_total:
+                seg = env[at : at + len(curve)]
+                np.minimum(seg, curve[: len(seg)], out=seg)
+        return env
 
     def space(self, stereo: F32, send: F32) -> None:
         """A tempo-synced ping-pong echo plus a few early reflections as a cheap room."""
@@ -1407,9 +1460,9 @@ class _Renderer:
         taps: list[tuple[int, int, float]] = []
         if self.style.echo > 0:
             d = 0.75 * self.step_s * 4  # a dotted eighth
-            taps += [(k % 2, round(k * d * sr), self.style.echo * 0.55**k) for k in range(1, 5)]
+            taps += [(k % 2, round(k * d * sr), self.style.echo * 0.5**k) for k in range(1, 4)]
         room = self.style.room
-        for ch, ms, g in ((0, 23, 0.5), (1, 31, 0.45), (0, 47, 0.35), (1, 59, 0.3), (0, 83, 0.22), (1, 97, 0.2)):
+        for ch, ms, g in ((0, 29, 0.6), (1, 37, 0.55), (0, 71, 0.35), (1, 89, 0.3)):
             taps.append((ch, int(ms * sr / 1000), room * g))
         for ch, delay, gain in taps:
             if 0 < delay < len(send) and gain > 0:

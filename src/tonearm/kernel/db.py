@@ -7,6 +7,7 @@ imports them all so Alembic and tests see the whole model. Nothing connects at i
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,7 +65,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
-    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA cache_size=-8192")  # 8 MiB per connection; the OS page cache does the rest
     cur.close()
 
 
@@ -146,3 +147,28 @@ class _Tx:
                 self._tx.rollback()
         finally:
             self._conn.close()
+
+
+class RawQuery:
+    """A fixed SELECT run on the driver's own cursor, skipping SQLAlchemy's per-call result setup.
+
+    For the few hottest reads only (a single-track lookup costs ~40 us in SQLite and ~5x that in
+    SQLAlchemy's execution machinery). Write the SQL with `:name` parameters; it is translated once
+    to the driver's paramstyle. Rows come back as plain tuples.
+    """
+
+    _NAMED = re.compile(r"(?<!:):([a-z_]+)")
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self._pyformat = self._NAMED.sub(r"%(\1)s", sql)
+
+    def run(self, conn: sa.Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        dbapi = conn.connection.driver_connection
+        sql = self.sql if conn.dialect.paramstyle in ("named", "qmark") else self._pyformat
+        cur = dbapi.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+        finally:
+            cur.close()

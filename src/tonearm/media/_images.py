@@ -84,8 +84,8 @@ def make_thumbnails(
         try:
             image = _open_verified(data, max_pixels)
             return _render(image, targets)
-        except MediaError:
-            raise
+        except (MediaError, MemoryError):
+            raise  # MemoryError is the server's problem, not a verdict on the upload
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise MediaError("image_too_large", f"the image is too large to decode: {exc}") from None
         except Exception as exc:  # Pillow's decoders raise many types on bad input

@@ -140,6 +140,7 @@ def _encode(
         "-hide_banner",
         "-loglevel",
         "error",
+        "-y",  # the temporary names are fresh; -y only avoids a prompt on a token collision
         "-filter_threads",
         str(threads),
         "-threads",
@@ -198,7 +199,7 @@ def _output_args(spec: RenditionSpec, source_rate: int, threads: int) -> list[st
     else:
         args += ["-c:a", "flac", "-compression_level", "5", "-f", "flac"]
     # Encoder/version strings are metadata too; bitexact keeps outputs reproducible.
-    return [*args, "-fflags", "+bitexact", "-flags:a", "+bitexact", "-y"]
+    return [*args, "-fflags", "+bitexact", "-flags:a", "+bitexact"]
 
 
 def _source_sample_rate(src: Path, deadline: Deadline) -> int:

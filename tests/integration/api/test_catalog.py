@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from tests.conftest import make_tone
 
+from tests.conftest import make_tone
 from tonearm.bootstrap import Container
 from tonearm.kernel.ids import is_valid_id
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from tonearm.bootstrap import Container
 from tonearm.domains.accounts.service import Principal
@@ -20,10 +21,23 @@ def _viewer(user: Principal | None) -> str | None:
 
 
 @router.get("/v1/tracks/{track_id}")
-def get_track(
-    track_id: str, user: Principal | None = Depends(optional_user), c: Container = Depends(container)
-) -> dict[str, Any]:
-    return c.catalog.track(track_id, _viewer(user))
+async def get_track(track_id: str, request: Request) -> Response:
+    """The hottest read: a cached track is answered on the event loop without a thread hop;
+    anything that needs the database (a miss, a token to check) runs in the thread pool."""
+    c: Container = request.app.state.container
+    if "authorization" not in request.headers:
+        hit = c.catalog.cached_track_json(track_id, None)
+        if hit is None:
+            # Embedded SQLite answers a miss in ~0.3 ms of CPU: cheaper inline than a thread hop.
+            # A networked database may wait on I/O, so it goes to the pool.
+            if c.db.sqlite:
+                hit = c.catalog.track_json(track_id, None)
+            else:
+                hit = await run_in_threadpool(c.catalog.track_json, track_id, None)
+        return Response(hit, media_type="application/json")
+    user = await run_in_threadpool(optional_user, request)
+    body = await run_in_threadpool(c.catalog.track_json, track_id, _viewer(user))
+    return Response(body, media_type="application/json")
 
 
 @router.get("/v1/tracks")

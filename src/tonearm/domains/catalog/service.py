@@ -11,8 +11,9 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy as sa
 
 from tonearm.domains.catalog.tables import (
@@ -27,7 +28,7 @@ from tonearm.domains.catalog.tables import (
     tracks,
 )
 from tonearm.kernel.cache import TTLCache
-from tonearm.kernel.db import Database
+from tonearm.kernel.db import Database, RawQuery
 from tonearm.kernel.errors import BadRequest, NotFound
 from tonearm.kernel.ids import is_valid_id, new_id, uri
 from tonearm.kernel.paging import check_window, page
@@ -61,7 +62,8 @@ class CatalogService:
     def __init__(self, db: Database, public_url: str, *, cache_size: int = 20000, cache_ttl_s: float = 30.0):
         self.db = db
         self.base = public_url.rstrip("/")
-        self._tracks: TTLCache[str, tuple[str | None, str, Obj]] = TTLCache(cache_size, cache_ttl_s)
+        # track id -> (owner, visibility, object, its JSON); only `ready` tracks are cached.
+        self._tracks: TTLCache[str, _CachedTrack] = TTLCache(cache_size, cache_ttl_s)
 
     # URLs -------------------------------------------------------------------------------------
     def _href(self, kind: str, id_: str) -> str:
@@ -197,8 +199,8 @@ class CatalogService:
         missing: list[str] = []
         for i in ids:
             hit = self._tracks.get(i)
-            if hit is not None and (hit[1] == "public" or hit[0] == viewer_id):
-                found[i] = hit[2]
+            if hit is not None and hit.visible_to(viewer_id):
+                found[i] = hit.obj
             else:
                 missing.append(i)
         if missing:
@@ -208,14 +210,82 @@ class CatalogService:
                 ).all()
                 for r, obj in zip(rows, self._build_tracks(conn, rows), strict=True):
                     found[r.id] = obj
-                    self._tracks.put(r.id, (r.owner_user_id, r.visibility, obj))
+                    self._tracks.put(r.id, _CachedTrack(r.owner_user_id, r.visibility, orjson.dumps(obj)))
         return [found.get(i) for i in ids]
 
     def track(self, track_id: str, viewer_id: str | None = None) -> Obj:
-        obj = self.tracks([track_id], viewer_id)[0]
-        if obj is None:
+        return self._track_entry(track_id, viewer_id).obj
+
+    def track_json(self, track_id: str, viewer_id: str | None = None) -> bytes:
+        """The track object as JSON bytes: the hot path of `GET /v1/tracks/{id}`."""
+        return self._track_entry(track_id, viewer_id).json
+
+    def cached_track_json(self, track_id: str, viewer_id: str | None) -> bytes | None:
+        """The cached JSON if this viewer may see it, without touching the database."""
+        hit = self._tracks.get(track_id)
+        return hit.json if hit is not None and hit.visible_to(viewer_id) else None
+
+    def _track_entry(self, track_id: str, viewer_id: str | None) -> _CachedTrack:
+        check_id(track_id, "track")
+        hit = self._tracks.get(track_id)
+        if hit is None:
+            hit = self._load_track(track_id)
+            if hit is not None:
+                self._tracks.put(track_id, hit)
+        if hit is None or not hit.visible_to(viewer_id):
             raise NotFound(f"track {track_id} not found")
-        return obj
+        return hit
+
+    def _load_track(self, track_id: str) -> _CachedTrack | None:
+        """One track in three small precompiled queries (the batch path builds SQL per call,
+        which costs more than the queries themselves for a single id)."""
+        with self.db.read() as conn:
+            found = _ONE_TRACK.run(conn, {"id": track_id})
+            if not found:
+                return None
+            r = _TrackRow(*found[0])
+            arts = _TRACK_ARTISTS.run(conn, {"id": track_id})
+            imgs = _IMAGE_VARIANTS.run(conn, {"id": r.image_id}) if r.image_id else []
+        base = self.base
+        album = {
+            "album_type": r.album_type,
+            "artists": [self._artist_simple(r.album_artist_id, r.album_artist_name)],
+            "available_markets": [],
+            "external_urls": self._ext("album", r.album_id),
+            "href": self._href("album", r.album_id),
+            "id": r.album_id,
+            "images": [
+                {"url": f"{base}/images/{r.image_id}/{size}", "height": height, "width": width}
+                for size, width, height in imgs
+            ],
+            "name": r.album_name,
+            "release_date": r.album_release_date or "",
+            "release_date_precision": r.release_date_precision or "day",
+            "total_tracks": r.total,
+            "type": "album",
+            "uri": uri("album", r.album_id),
+        }
+        obj: Obj = {
+            "album": album,
+            "artists": [self._artist_simple(artist_id, name) for artist_id, name in arts],
+            "available_markets": [],
+            "disc_number": r.disc_number,
+            "duration_ms": r.duration_ms,
+            "explicit": bool(r.explicit),
+            "external_ids": {"isrc": r.isrc} if r.isrc else {},
+            "external_urls": self._ext("track", r.id),
+            "href": self._href("track", r.id),
+            "id": r.id,
+            "is_local": False,
+            "is_playable": True,
+            "name": r.title,
+            "popularity": _popularity(r.play_count),
+            "preview_url": None,
+            "track_number": r.track_number,
+            "type": "track",
+            "uri": uri("track", r.id),
+        }
+        return _CachedTrack(r.owner_user_id, r.visibility, orjson.dumps(obj))
 
     def invalidate_track(self, track_id: str) -> None:
         self._tracks.invalidate(track_id)
@@ -494,6 +564,68 @@ class CatalogService:
 
     def renditions_of(self, conn: sa.Connection, track_id: str) -> list[Any]:
         return list(conn.execute(sa.select(renditions).where(renditions.c.track_id == track_id)).all())
+
+
+_ONE_TRACK = RawQuery(
+    """
+    SELECT t.id, t.title, t.duration_ms, t.track_number, t.disc_number, t.isrc, t.explicit, t.play_count,
+           t.visibility, t.owner_user_id, al.id AS album_id, al.name AS album_name, al.album_type,
+           al.release_date AS album_release_date, al.release_date_precision, al.image_id,
+           ar.id AS album_artist_id, ar.name AS album_artist_name,
+           (SELECT count(*) FROM tracks t2 WHERE t2.album_id = al.id AND t2.status = 'ready'
+              AND t2.visibility = 'public') AS total
+    FROM tracks t JOIN albums al ON al.id = t.album_id JOIN artists ar ON ar.id = al.artist_id
+    WHERE t.id = :id AND t.status = 'ready'
+    """
+)
+_TRACK_ARTISTS = RawQuery(
+    "SELECT a.id, a.name FROM track_artists ta JOIN artists a ON a.id = ta.artist_id "
+    "WHERE ta.track_id = :id ORDER BY ta.position"
+)
+_IMAGE_VARIANTS = RawQuery(
+    "SELECT size, width, height FROM image_variants WHERE image_id = :id ORDER BY size DESC"
+)
+
+
+class _TrackRow(NamedTuple):
+    id: str
+    title: str
+    duration_ms: int
+    track_number: int
+    disc_number: int
+    isrc: str | None
+    explicit: bool
+    play_count: int
+    visibility: str
+    owner_user_id: str | None
+    album_id: str
+    album_name: str
+    album_type: str
+    album_release_date: str | None
+    release_date_precision: str | None
+    image_id: str | None
+    album_artist_id: str
+    album_artist_name: str
+    total: int
+
+
+class _CachedTrack:
+    """A cached track keeps only its JSON (a third of the dict's memory) and who may see it."""
+
+    __slots__ = ("json", "owner", "visibility")
+
+    def __init__(self, owner: str | None, visibility: str, json: bytes) -> None:
+        self.owner = owner
+        self.visibility = visibility
+        self.json = json
+
+    def visible_to(self, viewer_id: str | None) -> bool:
+        return self.visibility == "public" or (viewer_id is not None and self.owner == viewer_id)
+
+    @property
+    def obj(self) -> Obj:
+        loaded: Obj = orjson.loads(self.json)
+        return loaded
 
 
 def _popularity(play_count: int) -> int:

@@ -7,7 +7,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import APIRouter, Depends, Query, Request
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -19,6 +19,11 @@ from tonearm.domains.ingest.sniff import safe_filename
 from tonearm.http.auth import container, current_user
 from tonearm.kernel.errors import BadRequest, PayloadTooLarge
 from tonearm.kernel.paging import check_window, page
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import (
+        MultipartCallbacks,  # a TypedDict that exists for type checkers only
+    )
 
 router = APIRouter(tags=["ingest"])
 
@@ -111,7 +116,7 @@ async def upload(
         raise BadRequest("Content-Type must be multipart/form-data with a part named 'file'")
     sink = _Sink(c.ingest.tmp_dir, limit)
     try:
-        parser = MultipartParser(params[b"boundary"], sink.callbacks())
+        parser = MultipartParser(params[b"boundary"], cast("MultipartCallbacks", sink.callbacks()))
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()

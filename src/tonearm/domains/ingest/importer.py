@@ -8,6 +8,7 @@ originals; loudness and the transcode ladder follow as `ingest.track_renditions`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Callable, Iterator
@@ -131,7 +132,10 @@ def scan_file(path_str: str, max_seconds: float) -> Scanned | ScanFailure:
         st = path.stat()
     except OSError as exc:
         return ScanFailure(path_str, 0, 0, f"cannot read: {exc.strerror}")
-    fail = lambda reason: ScanFailure(path_str, st.st_size, st.st_mtime_ns, reason)  # noqa: E731
+
+    def fail(reason: str) -> ScanFailure:
+        return ScanFailure(path_str, st.st_size, st.st_mtime_ns, reason)
+
     if st.st_size == 0:
         return fail("empty file")
     try:
@@ -157,7 +161,7 @@ def scan_file(path_str: str, max_seconds: float) -> Scanned | ScanFailure:
         album = tags.album or tags.title or path.parent.name
         artist = tags.album_artist or tags.artist or "Unknown Artist"
         cover = _generated_thumbs(f"{name_key(artist)}|{name_key(album)}", album, artist)
-    tags = media.Tags(**{**_tags_dict(tags), "picture": None})  # pictures do not cross the process boundary
+    tags = dataclasses.replace(tags, picture=None)  # pictures do not cross the process boundary
     return Scanned(
         path_str,
         st.st_size,
@@ -171,10 +175,6 @@ def scan_file(path_str: str, max_seconds: float) -> Scanned | ScanFailure:
         tags,
         cover,
     )
-
-
-def _tags_dict(tags: media.Tags) -> dict[str, Any]:
-    return {f: getattr(tags, f) for f in tags.__slots__}  # type: ignore[attr-defined]
 
 
 class Importer:

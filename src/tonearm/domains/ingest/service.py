@@ -237,7 +237,7 @@ class IngestService:
         title = tags.title or stem
         artist_name = tags.artist or tags.album_artist or "Unknown Artist"
         album_name = tags.album or title
-        cover = None
+        cover: tuple[str, list[media.Thumbnail], str | None] | None = None
         if tags.picture:
             try:
                 cover = (
