@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import random
 import shutil
 import subprocess
 import tempfile
@@ -23,12 +22,13 @@ from _common import machine
 from tonearm import migrate
 from tonearm.bootstrap import bootstrap
 from tonearm.config import Settings
+from tonearm.covers import generate_cover
 
 GENRES = ["Rock", "Jazz", "House", "Ambient", "Hip-Hop", "Pop", "Techno", "Folk"]
 
 
 def make_library(root: Path, n_files: int, per_album: int = 10) -> None:
-    base = root / "_base.mp3"
+    base = root.parent / "_base.mp3"
     subprocess.run(
         [
             "ffmpeg",
@@ -48,15 +48,17 @@ def make_library(root: Path, n_files: int, per_album: int = 10) -> None:
         ],
         check=True,
     )
-    rng = random.Random(3)
     for a in range(n_files // per_album):
         d = root / f"Artist {a // 3}" / f"Album {a}"
         d.mkdir(parents=True, exist_ok=True)
         picture = None
         if a % 2 == 0:
-            img = Image.new("RGB", (1000, 1000), tuple(rng.randrange(256) for _ in range(3)))
+            # Artwork-like pictures (gradients, shapes, text) at 1000 px, as scanned covers often are.
+            art = Image.open(
+                io.BytesIO(generate_cover(f"bench-{a}", f"Album {a}", f"Artist {a // 3}", size=1000))
+            )
             buf = io.BytesIO()
-            img.save(buf, format="JPEG", quality=85)
+            art.save(buf, format="JPEG", quality=90)
             picture = buf.getvalue()
         for t in range(per_album):
             path = d / f"{t + 1:02d} Track {t + 1}.mp3"

@@ -125,6 +125,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         max_track_seconds=settings.max_track_seconds,
         uploads_per_hour=settings.uploads_per_hour,
         transcode_threads=settings.transcode_threads,
+        aac_coder=settings.aac_coder,
     )
     importer = Importer(db, blobs, jobs, catalog, ingest, clock)
     streaming = StreamingService(db, catalog, settings.resolved_secret_key(), settings.public_url)

@@ -16,6 +16,7 @@ def _settings() -> Settings:
 
     s = Settings()
     logs.configure(json=s.log_json, level=s.log_level)
+    s.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded database lives here
     return s
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     job_lease_s: int = Field(300, description="A running job not heartbeated for this long is retried.")
     job_max_attempts: int = Field(5, description="Attempts before a job is marked failed for good.")
     transcode_threads: int = Field(1, description="ffmpeg threads per transcode job.")
+    aac_coder: Literal["fast", "twoloop"] = Field(
+        "fast",
+        description="ffmpeg's AAC coder: fast (~60x real time per core) or twoloop (~30-40x, better at 96k).",
+    )
     log_json: bool = Field(True, description="JSON logs (structlog); false for human-readable console logs.")
     log_level: str = Field("INFO", description="Python log level name.")
     cache_size: int = Field(10000, description="Track objects (as JSON) kept in each process's cache.")

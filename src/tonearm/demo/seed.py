@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
+import threading
+import time
 
 import click
 from tqdm import tqdm
@@ -31,6 +33,8 @@ def seed_demo(c: Container, *, n_tracks: int = 200, duration_s: float = 30.0, tr
     with tqdm(total=len(tracks), unit="track", desc="synthesizing", file=sys.stderr) as bar:
         write_demo_files(out, tracks, workers=2, progress=bar.update)
     report = import_with_progress(c.importer, out, transcode=transcode)
+    if transcode:
+        _drain_with_progress(c)
     click.echo(
         f"demo catalog: {report.imported} imported, {report.unchanged} already there, {report.failed} failed"
     )
@@ -41,3 +45,22 @@ def seed_demo(c: Container, *, n_tracks: int = 200, duration_s: float = 30.0, tr
     click.echo(f"\nTonearm demo is ready at {url}")
     for email, password, _name, role in DEMO_USERS:
         click.echo(f"  {role:<9} {email} / {password}")
+
+
+def _drain_with_progress(c: Container, threads: int = 2) -> None:
+    """Transcodes the demo now (ffmpeg runs in parallel), so free listeners can play at once."""
+    pending = c.jobs.counts().get("queued", 0)
+    if not pending:
+        return
+    workers = [c.worker(name=f"demo-{i}") for i in range(threads)]
+    runners = [threading.Thread(target=w.drain, kwargs={"timeout_s": 3600}) for w in workers]
+    with tqdm(total=pending, unit="track", desc="transcoding", file=sys.stderr) as bar:
+        for t in runners:
+            t.start()
+        while any(t.is_alive() for t in runners):
+            time.sleep(0.5)
+            counts = c.jobs.counts()
+            bar.n = pending - counts.get("queued", 0) - counts.get("running", 0)
+            bar.refresh()
+        for t in runners:
+            t.join()

@@ -706,8 +706,8 @@ def _fade_edges(x: F32, sr: int, ms: float = 3.0) -> F32:
 # drum lane -> (bus, pan, gain)
 _LANE_BUS: dict[str, tuple[str, float, float]] = {
     "kick": ("kick", 0.0, 1.0),
-    "snare": ("snare", 0.06, 0.85),
-    "clap": ("snare", -0.06, 0.8),
+    "snare": ("snare", 0.06, 0.7),
+    "clap": ("snare", -0.06, 0.65),
     "rim": ("perc", -0.3, 0.3),
     "hat": ("hats", 0.3, 0.22),
     "open": ("hats", 0.25, 0.16),
@@ -718,6 +718,9 @@ _LANE_BUS: dict[str, tuple[str, float, float]] = {
 }
 _VELOCITY: dict[str, float] = {"X": 1.15, "x": 1.0, "o": 0.6, "g": 0.32}
 _MAX_BUSES = 20
+_KIT_VARIANTS = 3
+_DRUM_CACHE_SIZE = 12 * 9 * _KIT_VARIANTS  # every lane of every kit: ~40 MB at 44.1 kHz
+_DRUM_CACHE: dict[tuple[str, str, int, int], F32] = {}
 
 
 @dataclass(slots=True)
@@ -915,11 +918,22 @@ class _Renderer:
     # ---- drums ---------------------------------------------------------------------------------
 
     def drum_sound(self, lane: str, kit: _Kit) -> F32:
-        return self.cached(("drum", lane), partial(self.make_drum, lane, kit))
+        """A drum sound of this genre's kit.  Kits come in a few variants (by seed) and are shared by all
+        tracks a process renders: the noise-based sounds are among the costlier things to make."""
+        key = (self.spec.genre, lane, self.sr, self.spec.seed % _KIT_VARIANTS)
+        sound = _DRUM_CACHE.get(key)
+        if sound is None:
+            sound = _fade_edges(self.make_drum(lane, kit, key[3]), self.sr, 1.5)
+            if len(_DRUM_CACHE) >= _DRUM_CACHE_SIZE:
+                del _DRUM_CACHE[next(iter(_DRUM_CACHE))]  # oldest first
+            _DRUM_CACHE[key] = sound
+        return sound
 
-    def make_drum(self, lane: str, kit: _Kit) -> F32:
+    def make_drum(self, lane: str, kit: _Kit, variant: int) -> F32:
         sr = self.sr
-        rng = np.random.default_rng([self.spec.seed % (1 << 63), zlib.crc32(lane.encode())])
+        rng = np.random.default_rng(
+            [zlib.crc32(self.spec.genre.encode()), zlib.crc32(lane.encode()), variant]
+        )
         bright = self.style.brightness
 
         def noise(seconds: float) -> F32:
@@ -937,7 +951,9 @@ class _Renderer:
         if lane == "snare":
             x = noise(0.5 if kit.gated_snare else max(0.3, kit.snare_decay * 5))
             t = _time(len(x), sr)
-            body = _lowpass(_highpass(x, 1200, sr), 7000 * bright, sr)
+            body = _lowpass(_highpass(x, 1200, sr), 7000 * bright * bright, sr)
+            if bright < 0.9:  # dusty genres: a steeper roll-off
+                body = _lowpass(body, 5000 * bright, sr)
             body *= np.float32(1.0 / (np.abs(body).max() + 1e-9))
             env = _exp_decay(t, 0.3 if kit.gated_snare else kit.snare_decay)
             if kit.gated_snare:
@@ -979,7 +995,7 @@ class _Renderer:
             x = np.float32(0.06) * metal + np.float32(0.5) * noise(dur)
             x = _highpass(x, min(hp * (0.6 + 0.4 * bright), 0.4 * sr), sr)
             if bright < 0.9:
-                x = _lowpass(x, 9000 * bright, sr)
+                x = _lowpass(_lowpass(x, 9000 * bright, sr), 9000 * bright, sr)
             env = _exp_decay(t, decay)
             if lane == "ride":
                 env = np.float32(0.7) * env + np.float32(0.6) * _exp_decay(t, 0.03)
@@ -1396,8 +1412,10 @@ class _Renderer:
         click = np.exp(-np.arange(24, dtype=np.float32) / np.float32(4.0))
         for p, a in zip(pos.tolist(), amp.tolist(), strict=True):
             bus.data[p : p + 24] += np.float32(a if p % 2 else -a) * click
-        hiss = self.rng.standard_normal(n // 8 + 1, dtype=np.float32) * np.float32(0.012)
-        bus.data += np.repeat(hiss, 8)[:n]
+        hiss = self.rng.standard_normal(n // 16 + 2, dtype=np.float32) * np.float32(0.004)
+        bus.data += np.interp(  # slowly interpolated noise: a soft, dark hiss
+            _time(n, 16), np.arange(len(hiss), dtype=np.float32), hiss
+        ).astype(np.float32)
 
     # ---- mix -----------------------------------------------------------------------------------
 

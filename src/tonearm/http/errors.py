@@ -15,9 +15,7 @@ log = structlog.get_logger("tonearm.http")
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSON:
-    return JSON(
-        {"error": {"status": status, "message": message}}, status_code=status, headers=headers
-    )
+    return JSON({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:

@@ -75,7 +75,7 @@ class _Raw:
         return [item for key in keys for item in self.values.get(key, ())]
 
 
-def read_tags(path: Path, *, max_picture_bytes: int = 16 * 1024 * 1024) -> Tags:
+def read_tags(path: Path, *, max_picture_bytes: int = 16 * 1024 * 1024, parsed: Any = None) -> Tags:
     """Read the tags of an audio file (MP3/WAV ID3, FLAC, Ogg Vorbis/Opus, MP4/M4A).
 
     MUST NOT raise on bad tags or unreadable files: it returns whatever it could read (possibly an
@@ -84,22 +84,24 @@ def read_tags(path: Path, *, max_picture_bytes: int = 16 * 1024 * 1024) -> Tags:
     text. The picture is the front cover (else the first picture); if it is larger than
     `max_picture_bytes` it is dropped and `picture_rejected` says why. Even an unreadable or
     missing file gives an all-empty Tags: probe() is where files are accepted or refused.
+    `parsed` MAY be the caller's own `mutagen.File(path)` result, to save parsing the file twice.
     """
     raw = _Raw()
     # mutagen raises a zoo of exception types (struct.error, IndexError, its own errors...) on
     # hostile input; a tag problem must never fail an import, so everything is caught here.
     with contextlib.suppress(Exception):
-        _read(Path(path), raw, max_picture_bytes)
+        _read(Path(path), raw, max_picture_bytes, parsed)
     return _build(raw, max_picture_bytes)
 
 
-def _read(path: Path, raw: _Raw, max_picture_bytes: int) -> None:
+def _read(path: Path, raw: _Raw, max_picture_bytes: int, parsed: Any = None) -> None:
     if not stat.S_ISREG(path.stat().st_mode):
         return  # a FIFO or device would block or never end
-    audio: Any = None
+    audio: Any = parsed
     # A damaged audio stream makes mutagen.File() fail although the tag itself is fine.
-    with contextlib.suppress(Exception):
-        audio = mutagen.File(path, easy=False)
+    if audio is None:
+        with contextlib.suppress(Exception):
+            audio = mutagen.File(path, easy=False)
     tags = audio.tags if audio is not None else None
     if tags is None and _starts_with_id3(path):
         with contextlib.suppress(Exception):

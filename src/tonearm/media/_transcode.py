@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import mutagen
+
 from ._errors import MediaError
 from ._run import SAFE_INPUT_OPTIONS, Deadline, file_url, run_tool
 
@@ -25,6 +27,7 @@ _CODECS: Final[dict[str, tuple[str, str, int, int]]] = {
 # at 96/160 kb/s on a music-like signal (AMD EPYC, ffmpeg 5.1), under our 30x budget; the "fast"
 # coder runs ~50x with the same bitrates and AAC-LC output. bench/transcode.py measures both.
 _AAC_CODER: Final = "fast"
+AAC_CODERS: Final = ("fast", "twoloop")  # operators trade speed for quality with Settings.aac_coder
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,7 @@ def transcode_ladder(
     ladder: Sequence[RenditionSpec] = LADDER,
     *,
     threads: int = 1,
+    aac_coder: str = _AAC_CODER,
     timeout_s: float = 600.0,
 ) -> list[RenditionFile]:
     """Encode every rung of `ladder` from `src` into `out_dir` with ONE ffmpeg process.
@@ -104,7 +108,7 @@ def transcode_ladder(
     if len({spec.name for spec in ladder}) != len(ladder):
         raise ValueError("the ladder contains the same rendition twice")
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _encode(src, [(spec, out_dir / spec.filename) for spec in ladder], threads, timeout_s)
+    return _encode(src, [(spec, out_dir / spec.filename) for spec in ladder], threads, timeout_s, aac_coder)
 
 
 def transcode_one(
@@ -113,6 +117,7 @@ def transcode_one(
     spec: RenditionSpec,
     *,
     threads: int = 1,
+    aac_coder: str = _AAC_CODER,
     timeout_s: float = 600.0,
 ) -> RenditionFile:
     """Encode one rendition of `src` to exactly `dst` (on-demand renditions).
@@ -120,11 +125,15 @@ def transcode_one(
     Same guarantees and errors as transcode_ladder(); `dst` is written atomically (via a
     temporary file in the same directory) and its parent directory must exist.
     """
-    return _encode(Path(src), [(spec, Path(dst))], threads, timeout_s)[0]
+    return _encode(Path(src), [(spec, Path(dst))], threads, timeout_s, aac_coder)[0]
 
 
 def _encode(
-    src: Path, outputs: list[tuple[RenditionSpec, Path]], threads: int, timeout_s: float
+    src: Path,
+    outputs: list[tuple[RenditionSpec, Path]],
+    threads: int,
+    timeout_s: float,
+    aac_coder: str = _AAC_CODER,
 ) -> list[RenditionFile]:
     if threads < 1:
         raise ValueError("threads must be >= 1")
@@ -150,7 +159,7 @@ def _encode(
         file_url(src),
     ]
     for (spec, _), temp in zip(outputs, temps, strict=True):
-        args += _output_args(spec, source_rate, threads)
+        args += _output_args(spec, source_rate, threads, aac_coder)
         args.append(file_url(temp))
     try:
         result = run_tool(args, deadline=deadline, what="transcode", paths=[src, *temps])
@@ -169,7 +178,11 @@ def _encode(
                 temp.unlink()
 
 
-def _output_args(spec: RenditionSpec, source_rate: int, threads: int) -> list[str]:
+def _output_args(
+    spec: RenditionSpec, source_rate: int, threads: int, aac_coder: str = _AAC_CODER
+) -> list[str]:
+    if aac_coder not in AAC_CODERS:
+        raise ValueError(f"aac_coder must be one of {AAC_CODERS}")
     # 44.1 kHz-family sources stay in their family (no 44.1 -> 48 resampling); everything else,
     # unknown rates, and Opus (which is 48 kHz internally) get 48 kHz.
     family_44k = source_rate > 0 and source_rate % 11025 == 0
@@ -192,7 +205,7 @@ def _output_args(spec: RenditionSpec, source_rate: int, threads: int) -> list[st
         str(threads),
     ]
     if spec.codec == "aac":
-        args += ["-c:a", "aac", "-profile:a", "aac_low", "-aac_coder", _AAC_CODER]
+        args += ["-c:a", "aac", "-profile:a", "aac_low", "-aac_coder", aac_coder]
         args += ["-b:a", f"{spec.bitrate_kbps}k", "-movflags", "+faststart", "-f", "mp4"]
     elif spec.codec == "opus":
         args += ["-c:a", "libopus", "-b:a", f"{spec.bitrate_kbps}k", "-vbr", "on", "-f", "ogg"]
@@ -212,16 +225,20 @@ def _source_sample_rate(src: Path, deadline: Deadline) -> int:
 
 
 def _verify(path: Path, spec: RenditionSpec, deadline: Deadline) -> tuple[int, float]:
+    """Checks an output's container, codec and duration by parsing it in-process with mutagen:
+    an ffprobe process per rung cost more than encoding a short track."""
     size = path.stat().st_size if path.exists() else 0
     if size == 0:
         raise MediaError("tool_failed", f"ffmpeg wrote no {spec.name} output")
-    info = _ffprobe(path, "format=duration:stream=codec_name", deadline)
-    streams = info.get("streams") or [{}]
-    codec = streams[0].get("codec_name")
     try:
-        duration = float((info.get("format") or {}).get("duration", "nan"))
-    except (TypeError, ValueError):
-        duration = float("nan")
+        parsed = mutagen.File(path)
+    except Exception:
+        parsed = None
+    kind = type(parsed).__name__
+    codec = {"MP4": "aac", "OggOpus": "opus", "FLAC": "flac"}.get(kind)
+    if kind == "MP4" and not str(getattr(parsed.info, "codec", "")).startswith("mp4a"):
+        codec = None
+    duration = float(getattr(getattr(parsed, "info", None), "length", 0.0) or 0.0)
     if codec != spec.codec or not duration > 0:
         raise MediaError(
             "tool_failed", f"the {spec.name} output does not verify (codec {codec}, {duration} s)"

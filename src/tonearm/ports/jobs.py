@@ -36,6 +36,11 @@ class JobQueue(Protocol):
         MUST NOT create a second job. The payload MUST survive a JSON round trip."""
         ...
 
+    def enqueue_many(self, conn: sa.Connection, kind: str, payloads: list[dict[str, Any]]) -> None:
+        """MUST behave like `enqueue` (no delay, no dedupe key) for each payload, in one round trip
+        where the backend allows (bulk imports queue thousands)."""
+        ...
+
     def claim(self, worker_id: str) -> Job | None:
         """MUST hand each due job to one worker at a time, under a lease. A job whose lease ran
         out (its worker died) MUST be claimable again."""

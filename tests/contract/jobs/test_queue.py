@@ -134,3 +134,11 @@ def test_memory_queue_round_trips_json_and_dedupes() -> None:
     assert q.claim("w") is None
     q.fail(job, "x", retry=False)
     assert q.counts() == {"failed": 1}
+
+
+def test_enqueue_many_is_transactional_and_claimable(queue: SqlJobQueue, db: Database) -> None:
+    with db.write() as conn:
+        queue.enqueue_many(conn, "bulk", [{"i": i} for i in range(5)])
+    claimed = [queue.claim("w") for _ in range(6)]
+    assert sorted(j.payload["i"] for j in claimed if j) == [0, 1, 2, 3, 4]
+    assert claimed[5] is None

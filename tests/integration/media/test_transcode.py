@@ -78,7 +78,7 @@ def test_ladder(copy_sample: CopySample, ffprobe_json: FFprobe, tmp_path: Path) 
         assert bit_rate == pytest.approx(rendition.spec.bitrate_kbps * 1000, rel=0.08)
         duration = float(info["format"]["duration"])
         assert duration == pytest.approx(source_duration, abs=0.1)
-        assert rendition.duration_s == pytest.approx(duration)
+        assert rendition.duration_s == pytest.approx(duration, abs=0.05)  # mutagen vs ffprobe: priming
         assert "Secret Title" not in str(info["format"].get("tags", {}))
         assert b"Secret Title" not in rendition.path.read_bytes()
         # +faststart: the index comes before the media data.

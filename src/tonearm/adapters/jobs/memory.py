@@ -57,6 +57,10 @@ class MemoryJobQueue:
                 job_id, kind, json.dumps(payload), "queued", 0, time.monotonic() + delay_s, dedupe_key
             )
 
+    def enqueue_many(self, conn: sa.Connection, kind: str, payloads: list[dict[str, Any]]) -> None:
+        for payload in payloads:
+            self.enqueue(conn, kind, payload)
+
     def claim(self, worker_id: str) -> Job | None:
         now = time.monotonic()
         with self._lock:

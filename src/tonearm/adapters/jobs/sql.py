@@ -61,6 +61,24 @@ class SqlJobQueue:
             )
         )
 
+    def enqueue_many(self, conn: sa.Connection, kind: str, payloads: list[dict[str, Any]]) -> None:
+        now = self.clock.now()
+        rows = [
+            {
+                "kind": kind,
+                "payload": json.dumps(p),
+                "status": "queued",
+                "attempts": 0,
+                "max_attempts": self.max_attempts,
+                "run_after": now,
+                "dedupe_key": None,
+                "created_at": now,
+            }
+            for p in payloads
+        ]
+        if rows:
+            conn.execute(sa.insert(jobs), rows)
+
     def claim(self, worker_id: str) -> Job | None:
         now = self.clock.now()
         due = sa.or_(

@@ -9,6 +9,7 @@ originals; loudness and the transcode ladder follow as `ingest.track_renditions`
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import os
 from collections.abc import Callable, Iterator
@@ -155,7 +156,7 @@ def scan_file(path_str: str, max_seconds: float) -> Scanned | ScanFailure:
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
-    tags = media.read_tags(path)
+    tags = media.read_tags(path, parsed=audio)
     cover = _embedded_thumbs(tags.picture) if tags.picture else None
     if cover is None:
         album = tags.album or tags.title or path.parent.name
@@ -268,95 +269,118 @@ class Importer:
         report: ImportReport,
         transcode: bool,
     ) -> None:
+        """One transaction per batch, with multi-row inserts: per-statement overhead, not SQLite,
+        is what limits a bulk import."""
         now = self.clock.now()
+        rows: dict[str, list[dict[str, Any]]] = {k: [] for k in ("tracks", "ta", "tg", "rend", "ledger")}
         with self.db.write() as conn:
+            paths = [r.path for r in batch]
+            old = dict(
+                conn.execute(
+                    sa.select(import_files.c.path, import_files.c.track_id).where(
+                        import_files.c.path.in_(paths)
+                    )
+                ).all()
+            )
+            for track_id in old.values():
+                if track_id:
+                    self.ingest._delete_track(conn, track_id)
+            conn.execute(sa.delete(import_files).where(import_files.c.path.in_(paths)))
             for res in batch:
                 if isinstance(res, ScanFailure):
                     report.failed += 1
                     report.failures.append((res.path, res.reason))
-                    self._ledger(conn, res.path, res.size_bytes, res.mtime_ns, None, res.reason, now)
+                    rows["ledger"].append(
+                        self._ledger_row(res.path, res.size_bytes, res.mtime_ns, None, res.reason, now)
+                    )
                     continue
-                old = conn.execute(
-                    sa.select(import_files.c.track_id).where(import_files.c.path == res.path)
-                ).scalar()
-                if old:
-                    self.ingest._delete_track(conn, old)
-                t = res.tags
-                title = t.title or Path(res.path).stem
-                artist = t.artist or t.album_artist or "Unknown Artist"
-                album_artist = t.album_artist or artist
-                album = t.album or title
-                artist_id = self._artist(conn, caches, artist, now)
-                album_artist_id = self._artist(conn, caches, album_artist, now)
-                album_key = f"{album_artist_id}|{name_key(album)}"
-                if album_key not in caches["album"]:
-                    caches["album"][album_key] = self.catalog.ensure_album(
-                        conn, album, album_artist_id, t.release_date, now
-                    )
-                album_id, image_id = caches["album"][album_key]
-                if image_id is None and res.cover is not None:
-                    image_id = self.ingest.store_image(
-                        conn, res.cover.source, list(res.cover.items), res.cover.content_hash, now
-                    )
-                    conn.execute(sa.update(albums).where(albums.c.id == album_id).values(image_id=image_id))
-                    caches["album"][album_key] = (album_id, image_id)
-                track_id = new_id()
-                conn.execute(
-                    sa.insert(tracks).values(
-                        id=track_id,
-                        title=title[:500],
-                        album_id=album_id,
-                        duration_ms=round(res.duration_s * 1000),
-                        track_number=t.track_number or 1,
-                        disc_number=t.disc_number or 1,
-                        isrc=t.isrc,
-                        explicit=t.explicit,
-                        description=t.description,
-                        release_date=t.release_date,
-                        status="ready",
-                        visibility="public",
-                        owner_user_id=None,
-                        content_hash=res.sha256,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                conn.execute(
-                    sa.insert(track_artists).values(track_id=track_id, artist_id=artist_id, position=0)
-                )
-                genre_ids = [self._genre(conn, caches, g) for g in t.genres]
-                if genre_ids:
-                    conn.execute(
-                        sa.insert(track_genres),
-                        [{"track_id": track_id, "genre_id": g} for g in dict.fromkeys(genre_ids)],
-                    )
-                key = f"tracks/{track_id}/original.{res.container}"
-                size = self.blobs.put_file(key, Path(res.path))
-                conn.execute(
-                    sa.insert(renditions).values(
-                        id=new_id(),
-                        track_id=track_id,
-                        name="original",
-                        codec=res.codec,
-                        bitrate_kbps=0 if res.lossless else round(res.bit_rate / 1000),
-                        container=res.container,
-                        content_type=CONTENT_TYPES.get(res.container, "application/octet-stream"),
-                        blob_key=key,
-                        size_bytes=size,
-                        duration_ms=round(res.duration_s * 1000),
-                        is_original=True,
-                        created_at=now,
-                    )
-                )
-                self._ledger(conn, res.path, res.size_bytes, res.mtime_ns, track_id, None, now)
-                if transcode:
-                    self.jobs.enqueue(
-                        conn,
-                        "ingest.track_renditions",
-                        {"track_id": track_id},
-                        dedupe_key=f"track_renditions:{track_id}",
-                    )
+                self._rows_for(conn, res, caches, rows, now)
                 report.imported += 1
+            for table, key in (
+                (tracks, "tracks"),
+                (track_artists, "ta"),
+                (track_genres, "tg"),
+                (renditions, "rend"),
+                (import_files, "ledger"),
+            ):
+                if rows[key]:
+                    conn.execute(sa.insert(table), rows[key])
+            if transcode and rows["tracks"]:
+                self.jobs.enqueue_many(
+                    conn, "ingest.track_renditions", [{"track_id": r["id"]} for r in rows["tracks"]]
+                )
+
+    def _rows_for(
+        self,
+        conn: sa.Connection,
+        res: Scanned,
+        caches: dict[str, dict[str, Any]],
+        rows: dict[str, list[dict[str, Any]]],
+        now: dt.datetime,
+    ) -> None:
+        t = res.tags
+        title = t.title or Path(res.path).stem
+        artist = t.artist or t.album_artist or "Unknown Artist"
+        album_artist = t.album_artist or artist
+        album = t.album or title
+        artist_id = self._artist(conn, caches, artist, now)
+        album_artist_id = self._artist(conn, caches, album_artist, now)
+        album_key = f"{album_artist_id}|{name_key(album)}"
+        if album_key not in caches["album"]:
+            caches["album"][album_key] = self.catalog.ensure_album(
+                conn, album, album_artist_id, t.release_date, now
+            )
+        album_id, image_id = caches["album"][album_key]
+        if image_id is None and res.cover is not None:
+            image_id = self.ingest.store_image(
+                conn, res.cover.source, list(res.cover.items), res.cover.content_hash, now
+            )
+            conn.execute(sa.update(albums).where(albums.c.id == album_id).values(image_id=image_id))
+            caches["album"][album_key] = (album_id, image_id)
+        track_id = new_id()
+        duration_ms = round(res.duration_s * 1000)
+        rows["tracks"].append(
+            {
+                "id": track_id,
+                "title": title[:500],
+                "album_id": album_id,
+                "duration_ms": duration_ms,
+                "track_number": t.track_number or 1,
+                "disc_number": t.disc_number or 1,
+                "isrc": t.isrc,
+                "explicit": t.explicit,
+                "description": t.description,
+                "release_date": t.release_date,
+                "status": "ready",
+                "visibility": "public",
+                "owner_user_id": None,
+                "content_hash": res.sha256,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        rows["ta"].append({"track_id": track_id, "artist_id": artist_id, "position": 0})
+        genre_ids = dict.fromkeys(self._genre(conn, caches, g) for g in t.genres)
+        rows["tg"].extend({"track_id": track_id, "genre_id": g} for g in genre_ids)
+        key = f"tracks/{track_id}/original.{res.container}"
+        size = self.blobs.put_file(key, Path(res.path))
+        rows["rend"].append(
+            {
+                "id": new_id(),
+                "track_id": track_id,
+                "name": "original",
+                "codec": res.codec,
+                "bitrate_kbps": 0 if res.lossless else round(res.bit_rate / 1000),
+                "container": res.container,
+                "content_type": CONTENT_TYPES.get(res.container, "application/octet-stream"),
+                "blob_key": key,
+                "size_bytes": size,
+                "duration_ms": duration_ms,
+                "is_original": True,
+                "created_at": now,
+            }
+        )
+        rows["ledger"].append(self._ledger_row(res.path, res.size_bytes, res.mtime_ns, track_id, None, now))
 
     def _artist(self, conn: sa.Connection, caches: dict[str, dict[str, Any]], name: str, now: Any) -> str:
         key = name_key(name)
@@ -371,21 +395,17 @@ class Importer:
         return int(caches["genre"][key])
 
     @staticmethod
-    def _ledger(
-        conn: sa.Connection,
-        path: str,
-        size: int,
-        mtime_ns: int,
-        track_id: str | None,
-        error: str | None,
-        now: Any,
-    ) -> None:
-        conn.execute(sa.delete(import_files).where(import_files.c.path == path))
-        conn.execute(
-            sa.insert(import_files).values(
-                path=path, size_bytes=size, mtime_ns=mtime_ns, track_id=track_id, error=error, imported_at=now
-            )
-        )
+    def _ledger_row(
+        path: str, size: int, mtime_ns: int, track_id: str | None, error: str | None, now: dt.datetime
+    ) -> dict[str, Any]:
+        return {
+            "path": path,
+            "size_bytes": size,
+            "mtime_ns": mtime_ns,
+            "track_id": track_id,
+            "error": error,
+            "imported_at": now,
+        }
 
     def make_track_renditions(self, track_id: str) -> None:
         """Loudness, decoded-audio hash and the ladder for an imported track (kept playable meanwhile)."""

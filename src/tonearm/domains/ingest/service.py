@@ -74,6 +74,7 @@ class IngestService:
         max_track_seconds: float,
         uploads_per_hour: int,
         transcode_threads: int = 1,
+        aac_coder: str = "fast",
     ) -> None:
         self.db = db
         self.blobs = blobs
@@ -86,6 +87,7 @@ class IngestService:
         self.max_track_seconds = max_track_seconds
         self.uploads_per_hour = uploads_per_hour
         self.transcode_threads = transcode_threads
+        self.aac_coder = aac_coder
         tmp_dir.mkdir(parents=True, exist_ok=True)
 
     # Receiving --------------------------------------------------------------------------------
@@ -393,7 +395,9 @@ class IngestService:
         """Runs the ladder, stores each rung (and a lossless original) as blobs; returns rendition rows."""
         rows: list[dict[str, Any]] = []
         with tempfile.TemporaryDirectory(dir=self.tmp_dir) as tmp:
-            files = media.transcode_ladder(path, Path(tmp), threads=self.transcode_threads)
+            files = media.transcode_ladder(
+                path, Path(tmp), threads=self.transcode_threads, aac_coder=self.aac_coder
+            )
             for f in files:
                 key = f"tracks/{track_id}/{f.spec.name}.{f.spec.container}"
                 size = self.blobs.put_file(key, f.path)
