@@ -5,14 +5,18 @@ BIN := $(VENV)/bin
 export TONEARM_DATA_DIR ?= ./var
 export TONEARM_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: help setup system-deps run serve worker demo migrate test test-fast lint typecheck bench clean
+.PHONY: help setup system-deps test-deps run serve worker demo migrate test test-fast lint typecheck bench clean
 
 help: ## list every target
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-system-deps: ## install ffmpeg (and chromium for browser tests) from Debian if missing
+system-deps: ## install ffmpeg from Debian if missing (needs root)
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || \
 	  { echo "installing ffmpeg…"; (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg) >/dev/null; }
+
+test-deps: system-deps ## also Debian's chromium for the browser tests (needs root)
+	@command -v chromium >/dev/null || \
+	  { echo "installing chromium…"; (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
 
 $(BIN)/tonearm: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,7 +42,7 @@ serve: setup ## start the server without seeding
 worker: setup ## start a separate job worker process
 	$(BIN)/tonearm worker
 
-test: setup ## the whole suite: unit, contract, integration (SQLite + PostgreSQL), end-to-end
+test: test-deps setup ## the whole suite: unit, contract, integration (SQLite + PostgreSQL), end-to-end
 	$(BIN)/pytest -q
 
 test-fast: setup ## unit and contract tests only

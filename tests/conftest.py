@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,8 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 
+from tests.helpers import make_settings
 from tonearm import migrate
-from tonearm.config import Settings
 
 if TYPE_CHECKING:
     from tonearm.bootstrap import Container
@@ -65,18 +64,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def make_settings(tmp_path: Path, db_url: str, **kw: object) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key="test-secret-" + "x" * 32,
-        public_url="http://testserver",
-        inprocess_workers=0,
-        log_json=False,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
 @pytest.fixture
 def container(tmp_path: Path, db_url: str) -> Iterator[Container]:
     from tonearm.bootstrap import bootstrap
@@ -84,36 +71,6 @@ def container(tmp_path: Path, db_url: str) -> Iterator[Container]:
     c = bootstrap(make_settings(tmp_path, db_url))
     yield c
     c.close()
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
-
-
-def make_tone(
-    path: Path, *, seconds: float = 3.0, freq: int = 440, tags: dict[str, str] | None = None
-) -> Path:
-    """A real audio file (format from the suffix) with a chord-ish tone and optional tags."""
-    meta: list[str] = []
-    for k, v in (tags or {}).items():
-        meta += ["-metadata", f"{k}={v}"]
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        f"sine=frequency={freq}:duration={seconds}",
-        "-f",
-        "lavfi",
-        "-i",
-        f"sine=frequency={freq * 3 // 2}:duration={seconds}",
-        "-filter_complex",
-        "amix=inputs=2",
-        "-ac",
-        "2",
-        *meta,
-        str(path),
-    )
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import spotipy
 
-from tests.conftest import make_tone
+from tests.helpers import make_tone
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +29,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not become ready")
 
 
 def _env(data_dir: Path, db_url: str, port: int, **extra: str) -> dict[str, str]:
@@ -56,15 +71,9 @@ def server(tmp_path: Path, db_url: str) -> Iterator[dict[str, Any]]:
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(_tonearm("serve"), env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
+    try:
+        _wait_ready(base, proc)
+    except Exception:
         log.close()
         pytest.fail("server did not become ready: " + (tmp_path / "server.log").read_text()[-2000:])
     try:

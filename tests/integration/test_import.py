@@ -7,7 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tests.conftest import make_tone
+from tests.helpers import make_tone
 from tonearm.bootstrap import Container
 from tonearm.domains.catalog.tables import albums, artists, renditions, tracks
 

@@ -169,7 +169,8 @@ def _encode(pcm: bytes, dest: Path, lossless: bool) -> None:
         codec = ["-c:a", "flac", "-sample_fmt", "s16", "-compression_level", "5", "-f", "flac"]
     else:
         # lame's -q 7: noticeably faster than the default at 192 kbit/s, with no audible difference here
-        codec = ["-c:a", "libmp3lame", "-b:a", "192k", "-compression_level", "7", "-id3v2_version", "0"]
+        codec = ["-c:a", "libmp3lame", "-b:a", "192k", "-compression_level", "7", "-joint_stereo", "0"]
+        codec += ["-id3v2_version", "0"]
         codec += ["-write_xing", "1", "-f", "mp3"]
     cmd = [
         "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-threads", "1",

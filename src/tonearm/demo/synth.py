@@ -17,6 +17,7 @@ Everything is vectorised with numpy.  The speed comes from three things:
 from __future__ import annotations
 
 import math
+import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -532,8 +533,8 @@ def render(spec: TrackSpec, sample_rate: int = 44100) -> F32:
         raise ValueError(f"unknown mode {spec.mode!r}; known: {', '.join(MODES)}")
     if not 20.0 <= spec.bpm <= 300.0:
         raise ValueError(f"bpm must be within 20..300, got {spec.bpm}")
-    if not 0.0 < spec.duration_s <= 3600.0:
-        raise ValueError(f"duration_s must be within (0, 3600], got {spec.duration_s}")
+    if not 0.0 < spec.duration_s <= 600.0:
+        raise ValueError(f"duration_s must be within (0, 600], got {spec.duration_s}")
     if not 8000 <= sample_rate <= 192000:
         raise ValueError(f"sample_rate must be within 8000..192000, got {sample_rate}")
     return _Renderer(spec, style, sample_rate).run()
@@ -677,11 +678,27 @@ def _lowpass(x: F32, cutoff: float, sr: int) -> F32:
     """A discrete one-pole low-pass (y[n] = y[n-1] + a (x[n] - y[n-1])), applied in the frequency domain."""
     a = 1.0 - math.exp(-_TAU * cutoff / sr)
     tail = min(int(8.0 / max(a, 1e-6)), 4 * sr)
-    nfft = 1 << (len(x) + tail - 1).bit_length()
+    nfft = _fft_size(len(x) + tail)
     spectrum = np.fft.rfft(x, nfft)
     z = np.exp(-1j * _TAU * np.arange(len(spectrum)) / nfft)
     y = np.fft.irfft(spectrum * (a / (1.0 - (1.0 - a) * z)), nfft)
     return y[: len(x)].astype(np.float32)
+
+
+def _fft_size(n: int) -> int:
+    """The smallest 2^a * 3^b * 5^c >= n: sizes numpy's FFT handles fast, with less padding than 2^k."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            p = p35
+            while p < n:
+                p *= 2
+            best = min(best, p)
+            p35 *= 3
+        p5 *= 5
+    return best
 
 
 def _highpass(x: F32, cutoff: float, sr: int) -> F32:
@@ -721,6 +738,7 @@ _MAX_BUSES = 20
 _KIT_VARIANTS = 3
 _DRUM_CACHE_SIZE = 12 * 9 * _KIT_VARIANTS  # every lane of every kit: ~40 MB at 44.1 kHz
 _DRUM_CACHE: dict[tuple[str, str, int, int], F32] = {}
+_DRUM_CACHE_LOCK = threading.Lock()
 
 
 @dataclass(slots=True)
@@ -924,9 +942,10 @@ class _Renderer:
         sound = _DRUM_CACHE.get(key)
         if sound is None:
             sound = _fade_edges(self.make_drum(lane, kit, key[3]), self.sr, 1.5)
-            if len(_DRUM_CACHE) >= _DRUM_CACHE_SIZE:
-                del _DRUM_CACHE[next(iter(_DRUM_CACHE))]  # oldest first
-            _DRUM_CACHE[key] = sound
+            with _DRUM_CACHE_LOCK:
+                while len(_DRUM_CACHE) >= _DRUM_CACHE_SIZE:
+                    del _DRUM_CACHE[next(iter(_DRUM_CACHE))]  # oldest first
+                _DRUM_CACHE[key] = sound
         return sound
 
     def make_drum(self, lane: str, kit: _Kit, variant: int) -> F32:
@@ -984,8 +1003,8 @@ class _Renderer:
                 "hat": (0.25, kit.hat_decay, 7000.0, 1.0),
                 "open": (0.8, 0.22, 6500.0, 1.0),
                 "hatpedal": (0.2, 0.03, 6000.0, 0.9),
-                "ride": (1.6, 0.55, 4000.0, 1.7),
-                "crash": (2.5, 0.9, 4500.0, 1.3),
+                "ride": (1.3, 0.5, 4000.0, 1.7),
+                "crash": (1.8, 0.7, 4500.0, 1.3),
             }[lane]
             n = int(dur * sr)
             t = _time(n, sr)
@@ -1094,9 +1113,10 @@ class _Renderer:
         right = self.bus(f"{name}_r", 0.8, 0.32 * gain, send=0.5, duck=True)
         at = self.sample_at(bar, 0, jitter=False)
         for k, p in enumerate(voiced):
-            for side, bus in ((0, left), (1, right)):
+            # three detuned saws per note: one left, one right, one in the middle (sent to both sides)
+            for side, bus in ((0, left), (1, right), (2, left), (2, right)):
                 sound = self.cached(("pad", p, n_hold, side), partial(self.make_pad_note, p, n_hold, side))
-                self.place(bus, sound, at + 40 * k * (side + 1), 1.0)
+                self.place(bus, sound, at + 40 * k * (side + 1), 0.7 if side == 2 else 1.0)
 
     def make_pad_note(self, pitch: int, n_hold: int, side: int) -> F32:
         sr = self.sr
@@ -1105,13 +1125,11 @@ class _Renderer:
         env = _adsr(n_hold, sr, attack, 0.5, 0.8, 1.2 if slow else 0.5)
         n = len(env)
         f = _midi_hz(pitch)
-        cutoff = f * 2.0 + 900.0 * self.style.brightness * (1.1 if side else 0.9)
-        y = np.zeros(n, dtype=np.float32)
-        for cents in (-11.0, 4.0) if side == 0 else (-3.0, 12.0):
-            fd = f * 2.0 ** (cents / 1200.0)
-            y += _saw_lp(_cycle(fd, n, sr, float(self.rng.random())), fd, cutoff, sr)
+        cutoff = f * 2.0 + 900.0 * self.style.brightness * (0.9, 1.1, 1.0)[side]
+        fd = f * 2.0 ** ((-10.0, 10.0, 0.0)[side] / 1200.0)
+        y = _saw_lp(_cycle(fd, n, sr, float(self.rng.random())), fd, cutoff, sr)
         y *= env
-        y *= np.float32(0.5)
+        y *= np.float32(0.7)
         return y
 
     def make_chord(self, voiced: tuple[int, ...], steps: int, variant: int = 0) -> F32:
@@ -1119,7 +1137,9 @@ class _Renderer:
         n_hold = self.n_steps(steps)
         if voice == "guitar":
             return self.make_guitar_chord(voiced, n_hold, variant)
-        notes = [self.make_keys_note(voice, p, n_hold) for p in voiced]
+        notes = [
+            self.cached(("key", p, n_hold), partial(self.make_keys_note, voice, p, n_hold)) for p in voiced
+        ]
         out = np.zeros(max(len(x) for x in notes), dtype=np.float32)
         for x in notes:
             out[: len(x)] += x

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import make_tone
+from tests.helpers import make_tone
 from tonearm.bootstrap import Container
 from tonearm.kernel.ids import is_valid_id
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.conftest import ffmpeg, make_tone
+from tests.helpers import ffmpeg, make_tone
 from tonearm.bootstrap import Container
 from tonearm.domains.catalog.tables import renditions, tracks
 from tonearm.ports.jobs import JobQueue
@@ -203,7 +203,7 @@ def test_hostile_filenames_are_only_display_text(
 
 
 def test_upload_over_limit_is_refused(tmp_path: Path, db_url: str) -> None:
-    from tests.conftest import make_settings
+    from tests.helpers import make_settings
     from tonearm.bootstrap import bootstrap
     from tonearm.http.app import create_app
 

@@ -1,0 +1,119 @@
+"""The web app in Debian's Chromium: log in, see cover art, play a track and hear time advance."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.e2e.test_server_and_worker import _free_port, _tonearm, _wait_ready
+from tests.helpers import make_tone
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def _wait_jobs_done(base: str, timeout_s: float = 90) -> None:
+    """The in-process worker transcodes the imported tracks; free listeners need those renditions."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        metrics = httpx.get(f"{base}/metrics").text
+        if 'tonearm_job_queue{status="done"} 3.0' in metrics:
+            return
+        time.sleep(0.5)
+    pytest.fail("imported tracks were not transcoded in time")
+
+
+@pytest.fixture
+def demo_server(tmp_path: Path) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is required (make test-deps installs it)")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(3):
+        make_tone(
+            lib / f"{i}.flac",
+            seconds=4,
+            freq=220 * (i + 1),
+            tags={
+                "title": f"Browser Song {i}",
+                "artist": "Headless",
+                "album": "Chromium Nights",
+                "track": str(i + 1),
+            },
+        )
+    port = _free_port()
+    env = {
+        "TONEARM_DATA_DIR": str(tmp_path / "data"),
+        "TONEARM_PORT": str(port),
+        "TONEARM_SECRET_KEY": "w" * 40,
+        "TONEARM_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "TONEARM_LOG_LEVEL": "WARNING",
+    }
+    import os
+
+    env = {**os.environ, **env}
+    subprocess.run(_tonearm("import", str(lib)), env=env, check=True, capture_output=True)
+    subprocess.run(
+        _tonearm(
+            "user", "create", "--email", "b@example.com", "--name", "Browser", "--password", "browser pw"
+        ),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(_tonearm("serve"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc)
+        _wait_jobs_done(base)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_log_in_browse_covers_and_play(demo_server: str) -> None:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{demo_server}/#/login")
+        page.fill("input[name=email]", "b@example.com")
+        page.fill("input[name=password]", "browser pw")
+        page.click("button.primary")
+        page.wait_for_selector(".card img")
+        page.wait_for_function(
+            "[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth === 300)"
+        )
+        assert "Chromium Nights" in page.inner_text(".grid")
+        page.click(".card >> nth=0")
+        page.wait_for_selector("tr.track")
+        assert page.locator("tr.track").count() == 3
+        page.click("tr.track >> nth=0")
+        page.wait_for_function("document.querySelector('#audio').currentTime > 1", timeout=30_000)
+        assert page.inner_text("#np-title") == "Browser Song 0"
+        assert "kbps" in page.inner_text("#np-quality")
+        assert errors == []
+        browser.close()
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
