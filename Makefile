@@ -10,9 +10,9 @@ export TONEARM_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 help: ## list every target
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-system-deps: ## install ffmpeg from Debian if missing (needs root)
-	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || \
-	  { echo "installing ffmpeg…"; (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg) >/dev/null; }
+system-deps: ## install ffmpeg and the DejaVu font (accents on generated covers) from Debian if missing
+	@{ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && [ -d /usr/share/fonts/truetype/dejavu ]; } || \
+	  { echo "installing ffmpeg and fonts…"; (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg fonts-dejavu-core) >/dev/null; }
 
 test-deps: system-deps ## also Debian's chromium for the browser tests (needs root)
 	@command -v chromium >/dev/null || \
@@ -53,6 +53,7 @@ lint: setup ## ruff and mypy --strict
 	$(BIN)/mypy
 
 bench: setup ## run the benchmarks (see docs/benchmarks.md)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 	$(BIN)/python bench/run_all.py
 
 clean: ## remove the virtualenv and local data

@@ -247,7 +247,8 @@ class _Names:
                     name = self.person()
             elif genre == "Hip-Hop":
                 word = rng.choice(_MONIKERS + _BAND_ADJ)
-                name = rng.choice((f"MC {word}", f"Lil {word}", f"{word} the {rng.choice(_NOUN)}", word))
+                noun = rng.choice(_NOUN)
+                name = rng.choice((f"MC {word}", f"Lil {word}", f"{word} the {noun}", rng.choice(_MONIKERS)))
             elif genre in ("Rock", "Synthwave") and roll < 0.7:
                 name = f"The {rng.choice(_BAND_ADJ)} {rng.choice(_BAND_NOUNS)}"
             elif genre in ("Electronic", "House", "Techno", "Drum and Bass") and roll < 0.7:

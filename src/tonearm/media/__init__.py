@@ -5,6 +5,7 @@ argument lists (no shell), `file:` URLs, demuxer/protocol allow-lists and timeou
 unacceptable input as MediaError with a machine-readable `code`.
 """
 
+from ._audiohash import audio_hash
 from ._errors import ERROR_CODES, MediaError
 from ._images import IMAGE_SIZES, Thumbnail, make_thumbnails
 from ._loudness import Loudness, measure_loudness
@@ -23,6 +24,7 @@ __all__ = [
     "RenditionSpec",
     "Tags",
     "Thumbnail",
+    "audio_hash",
     "make_thumbnails",
     "measure_loudness",
     "probe",

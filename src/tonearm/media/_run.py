@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Sequence
@@ -27,6 +28,12 @@ SAFE_INPUT_OPTIONS: Final[tuple[str, ...]] = (
 )
 
 _STDERR_LIMIT: Final = 600
+
+# If the worker running a tool is killed (SIGKILL, OOM), its ffmpeg must not live on as an orphan
+# burning a core on a job that another worker will redo. util-linux's setpriv sets the kernel's
+# parent-death signal before exec (Python's preexec_fn is not safe with threads).
+_SETPRIV: Final = shutil.which("setpriv")
+_DIE_WITH_PARENT: Final[tuple[str, ...]] = (_SETPRIV, "--pdeathsig", "KILL", "--") if _SETPRIV else ()
 
 # ffmpeg colours its log only on a tty, but be explicit: escape codes in an error message are noise.
 _ENV: Final = {**os.environ, "AV_LOG_FORCE_NOCOLOR": "1"}
@@ -83,7 +90,7 @@ def run_tool(args: Sequence[str], *, deadline: Deadline, what: str, paths: Seque
     """
     try:
         proc = subprocess.run(
-            list(args),
+            [*_DIE_WITH_PARENT, *args],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=deadline.remaining(what),

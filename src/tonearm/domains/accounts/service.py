@@ -22,6 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from tonearm.domains.accounts.tables import sessions, users
+from tonearm.kernel.cache import TTLCache
 from tonearm.kernel.clock import Clock
 from tonearm.kernel.db import Database
 from tonearm.kernel.errors import BadRequest, Conflict, TooManyRequests, Unauthorized
@@ -74,6 +75,7 @@ class AccountService:
         access_ttl_s: int = 3600,
         refresh_ttl_s: int = 60 * 86400,
         login_attempts_per_minute: int = 10,
+        session_cache_ttl_s: float = 5.0,
         hasher: PasswordHasher | None = None,
     ) -> None:
         self.db = db
@@ -85,6 +87,9 @@ class AccountService:
         self.login_limit = login_attempts_per_minute
         # argon2-cffi's defaults are argon2id with RFC 9106's low-memory profile.
         self.hasher = hasher or PasswordHasher()
+        # Live sessions seen in the last few seconds, so a busy client does not cost a query per
+        # request. Revocation in this process evicts at once; other processes within the TTL.
+        self._live: TTLCache[str, Principal] = TTLCache(50_000, session_cache_ttl_s)
 
     # Sign-up ----------------------------------------------------------------------------------
     def sign_up(
@@ -247,6 +252,7 @@ class AccountService:
                     .values(refresh_hash=_sha256(new_secret), previous_hash=presented, last_used_at=now)
                 )
         if reused:
+            self._live.clear()
             raise AuthError("invalid_grant", "Refresh token reused; the session has been revoked")
         return TokenPair(
             self._access_token(row.user_id, session_id, row.token_version),
@@ -263,15 +269,18 @@ class AccountService:
                 conn.execute(
                     sa.update(sessions).where(sessions.c.id == session_id).values(revoked_at=self.clock.now())
                 )
+        self._live.clear()  # revocations are rare: dropping every cached session is simplest
 
     def revoke_session(self, session_id: str) -> None:
         with self.db.write() as conn:
             conn.execute(
                 sa.update(sessions).where(sessions.c.id == session_id).values(revoked_at=self.clock.now())
             )
+        self._live.clear()
 
     def authenticate(self, access_token: str) -> Principal:
-        """Checks signature, expiry, session liveness and token version: one indexed query."""
+        """Checks signature, expiry, session liveness and token version (one indexed query, cached
+        for a few seconds per session)."""
         try:
             claims: dict[str, Any] = jwt.decode(
                 access_token, self._key, algorithms=["HS256"], options={"require": ["exp", "sub", "sid"]}
@@ -282,6 +291,10 @@ class AccountService:
             raise Unauthorized("Invalid access token") from exc
         if claims.get("typ") != "access":
             raise Unauthorized("Invalid access token")
+        cache_key = f"{claims['sid']}:{claims.get('ver')}"
+        cached = self._live.get(cache_key)
+        if cached is not None and cached.user_id == claims["sub"]:
+            return cached
         with self.db.read() as conn:
             row = conn.execute(
                 sa.select(users.c.role, users.c.product, users.c.display_name, users.c.token_version)
@@ -294,7 +307,9 @@ class AccountService:
             ).first()
         if row is None or row.token_version != claims.get("ver"):
             raise Unauthorized("The access token has been revoked")
-        return Principal(claims["sub"], claims["sid"], row.role, row.product, row.display_name)
+        principal = Principal(claims["sub"], claims["sid"], row.role, row.product, row.display_name)
+        self._live.put(cache_key, principal)
+        return principal
 
     def change_password(self, user_id: str, current: str, new: str) -> None:
         if len(new) < 8:
@@ -320,6 +335,7 @@ class AccountService:
                 .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
+        self._live.clear()
 
     def get_user(self, user_id: str) -> sa.Row[Any] | None:
         with self.db.read() as conn:

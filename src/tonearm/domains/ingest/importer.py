@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from tonearm import covers, media
 from tonearm.domains.catalog.service import CatalogService, name_key
 from tonearm.domains.catalog.tables import albums, renditions, track_artists, track_genres, tracks
-from tonearm.domains.ingest.audiohash import audio_hash
 from tonearm.domains.ingest.service import CONTENT_TYPES, IngestService
 from tonearm.domains.ingest.tables import import_files
 from tonearm.kernel.clock import Clock
@@ -284,7 +283,7 @@ class Importer:
             )
             for track_id in old.values():
                 if track_id:
-                    self.ingest._delete_track(conn, track_id)
+                    self.ingest.delete_track(conn, track_id)
             conn.execute(sa.delete(import_files).where(import_files.c.path.in_(paths)))
             for res in batch:
                 if isinstance(res, ScanFailure):
@@ -417,10 +416,10 @@ class Importer:
             ).first()
         if orig is None:
             return
-        with self.ingest._local_copy(orig.blob_key) as path:
+        with self.ingest.local_copy(orig.blob_key) as path:
             probe = media.probe(path, max_duration_s=self.ingest.max_track_seconds)
             loudness = media.measure_loudness(path)
-            digest = audio_hash(path)
+            digest = media.audio_hash(path)
             rows = self.ingest.transcode_into_blobs(track_id, path, probe, keep_original=False)
         now = self.clock.now()
         with self.db.write() as conn:

@@ -36,7 +36,7 @@ from tonearm.domains.catalog.tables import (
     track_genres,
     tracks,
 )
-from tonearm.domains.ingest.audiohash import audio_hash
+from tonearm.domains.ingest.sniff import looks_like_audio
 from tonearm.domains.ingest.tables import uploads
 from tonearm.kernel.clock import Clock
 from tonearm.kernel.db import Database
@@ -106,8 +106,6 @@ class IngestService:
             raise UnsupportedMedia("file: the upload is empty (0 bytes)")
         if received.size_bytes > self.max_upload_bytes:
             raise PayloadTooLarge(f"file: larger than the {self.max_upload_bytes} byte limit")
-        from tonearm.domains.ingest.sniff import looks_like_audio
-
         if not looks_like_audio(received.head):
             raise UnsupportedMedia(
                 "file: not an audio file we accept (MP3, FLAC, Ogg Vorbis/Opus, M4A/AAC/ALAC or WAV), "
@@ -165,7 +163,7 @@ class IngestService:
 
     # Stages -----------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _local_copy(self, key: str) -> Iterator[Path]:
+    def local_copy(self, key: str) -> Iterator[Path]:
         path = self.blobs.local_path(key)
         if path is not None:
             yield path
@@ -198,11 +196,11 @@ class IngestService:
                 track_id=None,
             )
             if row.track_id:
-                self._delete_track(conn, row.track_id)
+                self.delete_track(conn, row.track_id)
         if row.blob_key:
             self.blobs.delete(row.blob_key)
 
-    def _delete_track(self, conn: sa.Connection, track_id: str) -> None:
+    def delete_track(self, conn: sa.Connection, track_id: str) -> None:
         keys = (
             conn.execute(sa.select(renditions.c.blob_key).where(renditions.c.track_id == track_id))
             .scalars()
@@ -221,7 +219,7 @@ class IngestService:
                 return
             self._set(conn, upload_id, status="processing", stage="verifying")
         assert up.blob_key is not None
-        with self._local_copy(up.blob_key) as path:
+        with self.local_copy(up.blob_key) as path:
             try:
                 probe = media.probe(path, max_duration_s=self.max_track_seconds)
             except media.MediaError as exc:
@@ -357,9 +355,9 @@ class IngestService:
         if up is None or up.status in ("ready", "failed") or up.track_id is None or up.blob_key is None:
             return
         track_id = up.track_id
-        with self._local_copy(up.blob_key) as path:
+        with self.local_copy(up.blob_key) as path:
             probe = media.probe(path, max_duration_s=self.max_track_seconds)
-            digest = audio_hash(path)
+            digest = media.audio_hash(path)
             if digest:
                 dup = self._find_duplicate(tracks.c.audio_hash == digest, up.user_id, exclude=track_id)
                 if dup:
