@@ -114,8 +114,9 @@ def import_(directory: Path, transcode: bool, workers: int) -> None:
 @main.command()
 @click.option("--tracks", "n_tracks", type=int, default=200, help="How many tracks to synthesize.")
 @click.option("--seconds", type=float, default=30.0, help="Length of each track.")
-@click.option("--transcode/--no-transcode", default=True)
-def demo(n_tracks: int, seconds: float, transcode: bool) -> None:
+@click.option("--transcode/--no-transcode", default=True, help="Queue the transcode ladder for every track.")
+@click.option("--wait", is_flag=True, help="Transcode now instead of leaving it to the server's workers.")
+def demo(n_tracks: int, seconds: float, transcode: bool, wait: bool) -> None:
     """Synthesize and import a demo catalog, and create demo users (idempotent)."""
     from tonearm import migrate as m
     from tonearm.bootstrap import bootstrap
@@ -124,7 +125,7 @@ def demo(n_tracks: int, seconds: float, transcode: bool) -> None:
     s = _settings()
     m.upgrade(s.resolved_database_url)
     c = bootstrap(s)
-    seed_demo(c, n_tracks=n_tracks, duration_s=seconds, transcode=transcode)
+    seed_demo(c, n_tracks=n_tracks, duration_s=seconds, transcode=transcode, wait=wait)
     c.close()
 
 

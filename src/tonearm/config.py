@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     port: int = Field(8080, description="Port `tonearm serve` binds.")
     web_workers: int = Field(1, description="Uvicorn worker processes for `tonearm serve`.")
     inprocess_workers: int = Field(
-        1, description="Job workers run inside `tonearm serve` (0 when separate `tonearm worker`s run)."
+        2,
+        description="Job worker threads inside `tonearm serve` (0 when separate `tonearm worker`s run). "
+        "Their ffmpeg processes run at nice 10, below request handling.",
     )
     access_token_ttl_s: int = Field(3600, description="Bearer access token lifetime (Spotify uses 1 h).")
     refresh_token_ttl_s: int = Field(60 * 60 * 24 * 60, description="Refresh token lifetime.")

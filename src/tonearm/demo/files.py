@@ -1,9 +1,11 @@
 """Render the demo catalog to tagged audio files on disk.
 
 Each track is synthesized with :func:`tonearm.demo.synth.render`, piped as raw float32 PCM into
-``ffmpeg`` (a fixed argument list, never a shell) and encoded to MP3 (libmp3lame, 192 kbit/s) or, for
-every 10th catalog track, FLAC; then tagged with mutagen (ID3v2.4 or Vorbis comments) and, for albums
-that have it, an embedded front cover from :func:`tonearm.covers.generate_cover`.
+``ffmpeg`` (a fixed argument list, never a shell) and encoded to MP3 (libmp3lame, 160 kbit/s:
+within the free tier's cap, so every listener can play the originals while the transcode ladder
+is still being made) or, for every 10th catalog track, FLAC; then tagged with mutagen (ID3v2.4 or
+Vorbis comments) and, for albums that have it, an embedded front cover from
+:func:`tonearm.covers.generate_cover`.
 
 Files land at ``out_dir/<Album Artist>/<Album>/<NN> <Title>.<ext>`` (``<D>-<NN> <Title>`` on
 multi-disc albums).  A file is written under a temporary name and renamed when complete, so an
@@ -168,8 +170,9 @@ def _encode(pcm: bytes, dest: Path, lossless: bool) -> None:
     if lossless:
         codec = ["-c:a", "flac", "-sample_fmt", "s16", "-compression_level", "5", "-f", "flac"]
     else:
-        # lame's -q 7: noticeably faster than the default at 192 kbit/s, with no audible difference here
-        codec = ["-c:a", "libmp3lame", "-b:a", "192k", "-compression_level", "7", "-joint_stereo", "0"]
+        # lame's -q 7: noticeably faster than the default, with no audible difference here.
+        # 160 kbit/s is the free tier's cap: originals are playable by everyone before transcoding.
+        codec = ["-c:a", "libmp3lame", "-b:a", "160k", "-compression_level", "7", "-joint_stereo", "0"]
         codec += ["-id3v2_version", "0"]
         codec += ["-write_xing", "1", "-f", "mp3"]
     cmd = [

@@ -27,13 +27,17 @@ DEMO_USERS = (
 )
 
 
-def seed_demo(c: Container, *, n_tracks: int = 200, duration_s: float = 30.0, transcode: bool = True) -> None:
+def seed_demo(
+    c: Container, *, n_tracks: int = 200, duration_s: float = 30.0, transcode: bool = True, wait: bool = False
+) -> None:
+    """Synthesize, import and (unless `wait`) leave the transcode ladder to the server's workers:
+    the MP3 originals are within the free tier's cap, so the catalog is playable at once."""
     out = c.settings.data_dir / "demo-music"
     tracks = demo_catalog(n_tracks, duration_s=duration_s)
     with tqdm(total=len(tracks), unit="track", desc="synthesizing", file=sys.stderr) as bar:
         write_demo_files(out, tracks, workers=2, progress=bar.update)
     report = import_with_progress(c.importer, out, transcode=transcode)
-    if transcode:
+    if transcode and wait:
         _drain_with_progress(c)
     click.echo(
         f"demo catalog: {report.imported} imported, {report.unchanged} already there, {report.failed} failed"

@@ -32,8 +32,14 @@ _STDERR_LIMIT: Final = 600
 # If the worker running a tool is killed (SIGKILL, OOM), its ffmpeg must not live on as an orphan
 # burning a core on a job that another worker will redo. util-linux's setpriv sets the kernel's
 # parent-death signal before exec (Python's preexec_fn is not safe with threads).
+# Tools also run at a lower CPU priority (nice 10): transcodes are background work and must not
+# slow the requests the same machine is serving.
 _SETPRIV: Final = shutil.which("setpriv")
-_DIE_WITH_PARENT: Final[tuple[str, ...]] = (_SETPRIV, "--pdeathsig", "KILL", "--") if _SETPRIV else ()
+_NICE: Final = shutil.which("nice")
+_DIE_WITH_PARENT: Final[tuple[str, ...]] = (
+    *((_NICE, "-n", "10") if _NICE else ()),
+    *((_SETPRIV, "--pdeathsig", "KILL", "--") if _SETPRIV else ()),
+)
 
 # ffmpeg colours its log only on a tty, but be explicit: escape codes in an error message are noise.
 _ENV: Final = {**os.environ, "AV_LOG_FORCE_NOCOLOR": "1"}
