@@ -19,8 +19,11 @@ from typing import Any
 import httpx
 import pytest
 import spotipy
+import sqlalchemy as sa
 
 from tests.helpers import make_tone
+from tonearm.kernel.db import make_engine
+from tonearm.workers.tables import jobs
 
 pytestmark = pytest.mark.slow
 
@@ -177,8 +180,9 @@ def test_killed_worker_job_is_retried(server: dict[str, Any]) -> None:
         st = httpx.get(
             f"{base}/v1/me/uploads/{upload_id}", headers={"Authorization": auth["Authorization"]}
         ).json()
-        if st["stage"] == "transcoding":
-            break
+        running = 'tonearm_job_queue{status="running"} 1.0' in httpx.get(f"{base}/metrics").text
+        if st["stage"] == "transcoding" and running:
+            break  # the victim holds the renditions job's lease
         time.sleep(0.1)
     time.sleep(0.5)
     victim.send_signal(signal.SIGKILL)
@@ -203,3 +207,10 @@ def test_killed_worker_job_is_retried(server: dict[str, Any]) -> None:
     finally:
         rescuer.terminate()
         rescuer.wait(20)
+    engine = make_engine(env["TONEARM_DATABASE_URL"])
+    with engine.connect() as conn:
+        attempts = conn.execute(
+            sa.select(jobs.c.attempts, jobs.c.status).where(jobs.c.kind == "ingest.renditions")
+        ).one()
+    engine.dispose()
+    assert tuple(attempts) == (2, "done")  # claimed by the victim, then again after its lease ran out

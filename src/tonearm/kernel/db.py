@@ -6,8 +6,10 @@ imports them all so Alembic and tests see the whole model. Nothing connects at i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -120,6 +122,17 @@ class Database:
     def read(self) -> _Tx:
         return _Tx(self.engine, immediate=False)
 
+    @contextlib.contextmanager
+    def raw(self) -> Iterator[Any]:
+        """A pooled driver connection for `RawQuery` reads, without SQLAlchemy's Connection and
+        its BEGIN/COMMIT round trip (SQLite runs each SELECT on its own; the pool rolls back
+        PostgreSQL's implicit transaction when the connection is returned)."""
+        conn = self.engine.raw_connection()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -163,12 +176,11 @@ class RawQuery:
         self.sql = sql
         self._pyformat = self._NAMED.sub(r"%(\1)s", sql)
 
-    def run(self, conn: sa.Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        dbapi = conn.connection.driver_connection
-        sql = self.sql if conn.dialect.paramstyle in ("named", "qmark") else self._pyformat
-        cur = dbapi.cursor()  # type: ignore[union-attr]
+    def run(self, raw: Any, params: dict[str, Any], *, sqlite: bool) -> list[tuple[Any, ...]]:
+        """Runs on a connection from `Database.raw()`; `sqlite` picks the parameter style."""
+        cur = raw.cursor()
         try:
-            cur.execute(sql, params)
+            cur.execute(self.sql if sqlite else self._pyformat, params)
             return list(cur.fetchall())
         finally:
             cur.close()

@@ -239,13 +239,14 @@ class CatalogService:
     def _load_track(self, track_id: str) -> _CachedTrack | None:
         """One track in three small precompiled queries (the batch path builds SQL per call,
         which costs more than the queries themselves for a single id)."""
-        with self.db.read() as conn:
-            found = _ONE_TRACK.run(conn, {"id": track_id})
+        sqlite = self.db.sqlite
+        with self.db.raw() as raw:
+            found = _ONE_TRACK.run(raw, {"id": track_id}, sqlite=sqlite)
             if not found:
                 return None
             r = _TrackRow(*found[0])
-            arts = _TRACK_ARTISTS.run(conn, {"id": track_id})
-            imgs = _IMAGE_VARIANTS.run(conn, {"id": r.image_id}) if r.image_id else []
+            arts = _TRACK_ARTISTS.run(raw, {"id": track_id}, sqlite=sqlite)
+            imgs = _IMAGE_VARIANTS.run(raw, {"id": r.image_id}, sqlite=sqlite) if r.image_id else []
         base = self.base
         album = {
             "album_type": r.album_type,

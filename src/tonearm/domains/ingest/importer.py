@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import multiprocessing
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -123,7 +125,12 @@ def _generated_thumbs(album_key: str, album: str, artist: str) -> Thumbs:
     return Thumbs("generated", None, tuple(media.make_thumbnails(jpeg)))
 
 
-def scan_file(path_str: str, max_seconds: float) -> Scanned | ScanFailure:
+# Covers this process has already sent to the writer, per import run: an album's thumbnails
+# cross the process boundary once per reader, not once per track.
+_SENT_COVERS: set[tuple[str, str]] = set()
+
+
+def scan_file(path_str: str, max_seconds: float, run_id: str = "") -> Scanned | ScanFailure:
     """Runs in a pool process: everything about one file that does not need the database."""
     import mutagen
 
@@ -156,11 +163,18 @@ def scan_file(path_str: str, max_seconds: float) -> Scanned | ScanFailure:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     tags = media.read_tags(path, parsed=audio)
+    # The same album identity the writer uses (see Importer._rows_for).
+    album = tags.album or tags.title or path.stem
+    album_artist = tags.album_artist or tags.artist or "Unknown Artist"
+    album_key = f"{name_key(album_artist)}|{name_key(album)}"
     cover = _embedded_thumbs(tags.picture) if tags.picture else None
     if cover is None:
-        album = tags.album or tags.title or path.parent.name
-        artist = tags.album_artist or tags.artist or "Unknown Artist"
-        cover = _generated_thumbs(f"{name_key(artist)}|{name_key(album)}", album, artist)
+        cover = _generated_thumbs(album_key, album, album_artist)
+    sent_key = (run_id, f"{album_key}|{cover.content_hash}")
+    if sent_key in _SENT_COVERS:
+        cover = Thumbs(cover.source, cover.content_hash, ())  # the writer has it already
+    else:
+        _SENT_COVERS.add(sent_key)
     tags = dataclasses.replace(tags, picture=None)  # pictures do not cross the process boundary
     return Scanned(
         path_str,
@@ -229,14 +243,19 @@ class Importer:
         batch: list[Scanned | ScanFailure] = []
         caches: dict[str, dict[str, Any]] = {"artist": {}, "album": {}, "genre": {}}
         max_s = self.ingest.max_track_seconds
+        run_id = secrets.token_hex(8)
         if workers > 1 and len(todo) > 8:
-            with ProcessPoolExecutor(workers) as pool:
+            # spawn, not fork: the caller may have threads (a server's workers), and forking a
+            # threaded process can deadlock the child.
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 results: Iterator[Scanned | ScanFailure] = pool.map(
-                    scan_file, todo, [max_s] * len(todo), chunksize=16
+                    scan_file, todo, [max_s] * len(todo), [run_id] * len(todo), chunksize=16
                 )
                 self._consume(results, batch, caches, report, transcode, progress)
         else:
-            self._consume((scan_file(p, max_s) for p in todo), batch, caches, report, transcode, progress)
+            self._consume(
+                (scan_file(p, max_s, run_id) for p in todo), batch, caches, report, transcode, progress
+            )
         return report
 
     def _consume(
@@ -330,7 +349,7 @@ class Importer:
                 conn, album, album_artist_id, t.release_date, now
             )
         album_id, image_id = caches["album"][album_key]
-        if image_id is None and res.cover is not None:
+        if image_id is None and res.cover is not None and res.cover.items:
             image_id = self.ingest.store_image(
                 conn, res.cover.source, list(res.cover.items), res.cover.content_hash, now
             )
