@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -20,23 +21,20 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def _run(url: str, action: Callable[[Config, str], None], revision: str) -> None:
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+            action(cfg, revision)
     finally:
         engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    _run(url, command.upgrade, revision)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            cfg = alembic_config(url)
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, revision)
-    finally:
-        engine.dispose()
+    _run(url, command.downgrade, revision)

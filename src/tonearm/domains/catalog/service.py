@@ -167,29 +167,33 @@ class CatalogService:
         album_objs = self._album_rows(conn, {r.album_id for r in rows}) if with_album else {}
         out = []
         for r in rows:
-            obj: Obj = {
-                "artists": arts.get(r.id, []),
-                "available_markets": [],
-                "disc_number": r.disc_number,
-                "duration_ms": r.duration_ms,
-                "explicit": bool(r.explicit),
-                "external_ids": {"isrc": r.isrc} if r.isrc else {},
-                "external_urls": self._ext("track", r.id),
-                "href": self._href("track", r.id),
-                "id": r.id,
-                "is_local": False,
-                "is_playable": True,
-                "name": r.title,
-                "popularity": _popularity(r.play_count),
-                "preview_url": None,
-                "track_number": r.track_number,
-                "type": "track",
-                "uri": uri("track", r.id),
-            }
+            obj = self._track_obj(r, arts.get(r.id, []))
             if with_album:
                 obj["album"] = album_objs.get(r.album_id)
             out.append(obj)
         return out
+
+    def _track_obj(self, r: Any, artists: list[Obj]) -> Obj:
+        """Spotify's (simplified) track object from a row with the `tracks` columns it needs."""
+        return {
+            "artists": artists,
+            "available_markets": [],
+            "disc_number": r.disc_number,
+            "duration_ms": r.duration_ms,
+            "explicit": bool(r.explicit),
+            "external_ids": {"isrc": r.isrc} if r.isrc else {},
+            "external_urls": self._ext("track", r.id),
+            "href": self._href("track", r.id),
+            "id": r.id,
+            "is_local": False,
+            "is_playable": True,
+            "name": r.title,
+            "popularity": _popularity(r.play_count),
+            "preview_url": None,
+            "track_number": r.track_number,
+            "type": "track",
+            "uri": uri("track", r.id),
+        }
 
     def tracks(self, ids: Sequence[str], viewer_id: str | None = None) -> list[Obj | None]:
         """Full track objects in the order asked; None where a track is missing or not visible."""
@@ -266,26 +270,7 @@ class CatalogService:
             "type": "album",
             "uri": uri("album", r.album_id),
         }
-        obj: Obj = {
-            "album": album,
-            "artists": [self._artist_simple(artist_id, name) for artist_id, name in arts],
-            "available_markets": [],
-            "disc_number": r.disc_number,
-            "duration_ms": r.duration_ms,
-            "explicit": bool(r.explicit),
-            "external_ids": {"isrc": r.isrc} if r.isrc else {},
-            "external_urls": self._ext("track", r.id),
-            "href": self._href("track", r.id),
-            "id": r.id,
-            "is_local": False,
-            "is_playable": True,
-            "name": r.title,
-            "popularity": _popularity(r.play_count),
-            "preview_url": None,
-            "track_number": r.track_number,
-            "type": "track",
-            "uri": uri("track", r.id),
-        }
+        obj = {"album": album} | self._track_obj(r, [self._artist_simple(a_id, name) for a_id, name in arts])
         return _CachedTrack(r.owner_user_id, r.visibility, orjson.dumps(obj))
 
     def invalidate_track(self, track_id: str) -> None:

@@ -440,22 +440,6 @@ class Importer:
             loudness = media.measure_loudness(path)
             digest = media.audio_hash(path)
             rows = self.ingest.transcode_into_blobs(track_id, path, probe, keep_original=False)
-        now = self.clock.now()
         with self.db.write() as conn:
-            conn.execute(
-                sa.delete(renditions).where(
-                    renditions.c.track_id == track_id, renditions.c.is_original.is_(False)
-                )
-            )
-            conn.execute(sa.insert(renditions), [r | {"created_at": now} for r in rows])
-            conn.execute(
-                sa.update(tracks)
-                .where(tracks.c.id == track_id)
-                .values(
-                    loudness_lufs=loudness.integrated_lufs,
-                    true_peak_dbtp=loudness.true_peak_dbtp,
-                    audio_hash=digest,
-                    updated_at=now,
-                )
-            )
+            self.ingest.record_renditions(conn, track_id, rows, loudness, digest)
         self.catalog.invalidate_track(track_id)

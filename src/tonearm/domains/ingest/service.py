@@ -366,26 +366,41 @@ class IngestService:
                     raise PermanentError(msg)
             loudness = media.measure_loudness(path)
             rows = self.transcode_into_blobs(track_id, path, probe)
-        now = self.clock.now()
         with self.db.write() as conn:
-            conn.execute(sa.delete(renditions).where(renditions.c.track_id == track_id))
-            conn.execute(sa.insert(renditions), [r | {"created_at": now} for r in rows])
-            conn.execute(
-                sa.update(tracks)
-                .where(tracks.c.id == track_id)
-                .values(
-                    loudness_lufs=loudness.integrated_lufs,
-                    true_peak_dbtp=loudness.true_peak_dbtp,
-                    audio_hash=digest,
-                    status="ready",
-                    updated_at=now,
-                )
-            )
+            self.record_renditions(conn, track_id, rows, loudness, digest)
             keep_original = any(r["is_original"] for r in rows)
             self._set(conn, upload_id, status="ready", stage=None, blob_key=None)
         if not keep_original:
             self.blobs.delete(up.blob_key)
         self.catalog.invalidate_track(track_id)
+
+    def record_renditions(
+        self,
+        conn: sa.Connection,
+        track_id: str,
+        rows: list[dict[str, Any]],
+        loudness: media.Loudness,
+        digest: str | None,
+    ) -> None:
+        """Stores rendition rows (replacing any of the same names, so a retried stage is harmless),
+        the loudness and the audio hash, and makes the track `ready`."""
+        now = self.clock.now()
+        names = [r["name"] for r in rows]
+        conn.execute(
+            sa.delete(renditions).where(renditions.c.track_id == track_id, renditions.c.name.in_(names))
+        )
+        conn.execute(sa.insert(renditions), [r | {"created_at": now} for r in rows])
+        conn.execute(
+            sa.update(tracks)
+            .where(tracks.c.id == track_id)
+            .values(
+                loudness_lufs=loudness.integrated_lufs,
+                true_peak_dbtp=loudness.true_peak_dbtp,
+                audio_hash=digest,
+                status="ready",
+                updated_at=now,
+            )
+        )
 
     def transcode_into_blobs(
         self, track_id: str, path: Path, probe: media.AudioProbe, *, keep_original: bool = True
