@@ -324,8 +324,11 @@ class Importer:
                 if rows[key]:
                     conn.execute(sa.insert(table), rows[key])
             if transcode and rows["tracks"]:
+                # Lossless originals first: until their ladder exists, free listeners (capped at
+                # 160 kbit/s) cannot play them, while lossy originals within the cap already play.
+                order = sorted(rows["rend"], key=lambda r: r["bitrate_kbps"] != 0)
                 self.jobs.enqueue_many(
-                    conn, "ingest.track_renditions", [{"track_id": r["id"]} for r in rows["tracks"]]
+                    conn, "ingest.track_renditions", [{"track_id": r["track_id"]} for r in order]
                 )
 
     def _rows_for(
