@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import tonearm
@@ -63,10 +64,16 @@ class MetricsMiddleware:
             LATENCY.labels(route).observe(time.perf_counter() - start)
 
 
+HOT_TRACK_PATH = "/v1/tracks/{track_id}"
+
+
 def _route_of(scope: Scope) -> str:
     # The router writes the matched route into the (shared) scope; its template labels the metric.
     route = scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    # Plain Starlette routes record only their endpoint.
+    return HOT_TRACK_PATH if scope.get("endpoint") is catalog_api.get_track_route else "unmatched"
 
 
 def create_app(container: Container, *, start_workers: bool | None = None) -> FastAPI:
@@ -91,6 +98,10 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
     app.add_middleware(MetricsMiddleware)
     for module in (accounts_api, catalog_api, ingest_api, streaming_api):
         app.include_router(module.router)
+    # The hottest read, matched first as a plain Starlette route: FastAPI's router and dependency
+    # solving cost ~0.2 ms a request, more than a cached lookup. The FastAPI route stays for the
+    # OpenAPI document; both run the same handler.
+    app.router.routes.insert(0, Route(HOT_TRACK_PATH, catalog_api.get_track_route, methods=["GET"]))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -39,6 +39,12 @@ async def get_track(track_id: str, request: Request) -> Response:
     return Response(data, media_type="application/json")
 
 
+async def get_track_route(request: Request) -> Response:
+    """`get_track` as a plain Starlette endpoint (see http/app.py: the hot route skips FastAPI's
+    router and dependency machinery, which cost more than the lookup itself)."""
+    return await get_track(request.path_params["track_id"], request)
+
+
 @router.get("/v1/tracks")
 def get_tracks(
     ids: str = Query(..., description="Comma-separated track ids, at most 50"),
