@@ -5,7 +5,6 @@ Jobs carry ids, never rows: a handler reloads what it needs, so a retried job se
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,7 +63,3 @@ class JobQueue(Protocol):
 def backoff_s(attempts: int) -> float:
     """Exponential backoff between retries: 2, 4, 8 ... seconds, capped at 10 minutes."""
     return float(min(600, 2**attempts))
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -271,13 +271,6 @@ class AccountService:
                 )
         self._live.clear()  # revocations are rare: dropping every cached session is simplest
 
-    def revoke_session(self, session_id: str) -> None:
-        with self.db.write() as conn:
-            conn.execute(
-                sa.update(sessions).where(sessions.c.id == session_id).values(revoked_at=self.clock.now())
-            )
-        self._live.clear()
-
     def authenticate(self, access_token: str) -> Principal:
         """Checks signature, expiry, session liveness and token version (one indexed query, cached
         for a few seconds per session)."""
@@ -340,9 +333,3 @@ class AccountService:
     def get_user(self, user_id: str) -> sa.Row[Any] | None:
         with self.db.read() as conn:
             return conn.execute(sa.select(users).where(users.c.id == user_id)).first()
-
-    def set_role(self, email: str, role: str) -> None:
-        if role not in ROLES:
-            raise BadRequest(f"role: must be one of {', '.join(ROLES)}")
-        with self.db.write() as conn:
-            conn.execute(sa.update(users).where(users.c.email == email.lower()).values(role=role))

@@ -21,8 +21,6 @@ from tonearm.domains.catalog.tables import (
     artists,
     genres,
     image_variants,
-    images,
-    renditions,
     track_artists,
     track_genres,
     tracks,
@@ -219,6 +217,10 @@ class CatalogService:
 
     def track(self, track_id: str, viewer_id: str | None = None) -> Obj:
         return self._track_entry(track_id, viewer_id).obj
+
+    def check_visible(self, track_id: str, viewer_id: str | None) -> None:
+        """Raises NotFound unless the track is ready and this viewer may see it (cached, no parse)."""
+        self._track_entry(track_id, viewer_id)
 
     def track_json(self, track_id: str, viewer_id: str | None = None) -> bytes:
         """The track object as JSON bytes: the hot path of `GET /v1/tracks/{id}`."""
@@ -532,24 +534,6 @@ class CatalogService:
             if row.id not in ids:
                 ids.append(row.id)
         return ids
-
-    def add_image(
-        self,
-        conn: sa.Connection,
-        source: str,
-        content_hash: str | None,
-        variants: Sequence[Obj],
-        now: dt.datetime,
-    ) -> str:
-        image_id = new_id()
-        conn.execute(
-            sa.insert(images).values(id=image_id, source=source, content_hash=content_hash, created_at=now)
-        )
-        conn.execute(sa.insert(image_variants), [{"image_id": image_id, **v} for v in variants])
-        return image_id
-
-    def renditions_of(self, conn: sa.Connection, track_id: str) -> list[Any]:
-        return list(conn.execute(sa.select(renditions).where(renditions.c.track_id == track_id)).all())
 
 
 _ONE_TRACK = RawQuery(

@@ -53,7 +53,7 @@ class StreamingService:
 
     def grant(self, track_id: str, user_id: str, product: str) -> dict[str, Any]:
         check_id(track_id, "track")
-        self.catalog.track(track_id, user_id)  # raises NotFound if not visible to this listener
+        self.catalog.check_visible(track_id, user_id)
         with self.db.read() as conn:
             rows = conn.execute(
                 sa.select(renditions)
