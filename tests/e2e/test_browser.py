@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,15 +60,13 @@ def demo_server(tmp_path: Path) -> Iterator[str]:
         )
     port = _free_port()
     env = {
+        **os.environ,
         "TONEARM_DATA_DIR": str(tmp_path / "data"),
         "TONEARM_PORT": str(port),
         "TONEARM_SECRET_KEY": "w" * 40,
         "TONEARM_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "TONEARM_LOG_LEVEL": "WARNING",
     }
-    import os
-
-    env = {**os.environ, **env}
     subprocess.run(_tonearm("import", str(lib)), env=env, check=True, capture_output=True)
     subprocess.run(
         _tonearm(
@@ -113,7 +111,3 @@ def test_log_in_browse_covers_and_play(demo_server: str) -> None:
         assert "kbps" in page.inner_text("#np-quality")
         assert errors == []
         browser.close()
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))
