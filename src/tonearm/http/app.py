@@ -92,6 +92,10 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
         description="Self-hosted music streaming. The API follows the Spotify Web API's conventions.",
         default_response_class=JSON,
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc load their JavaScript from a CDN; Tonearm serves nothing that
+        # needs the internet at run time. The document itself is at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     errors.install(app)
