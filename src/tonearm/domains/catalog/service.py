@@ -247,12 +247,19 @@ class CatalogService:
         which costs more than the queries themselves for a single id)."""
         sqlite = self.db.sqlite
         with self.db.raw() as raw:
-            found = _ONE_TRACK.run(raw, {"id": track_id}, sqlite=sqlite)
-            if not found:
-                return None
-            r = _TrackRow(*found[0])
-            arts = _TRACK_ARTISTS.run(raw, {"id": track_id}, sqlite=sqlite)
-            imgs = _IMAGE_VARIANTS.run(raw, {"id": r.image_id}, sqlite=sqlite) if r.image_id else []
+            if sqlite:  # in-process: three small queries cost less than building JSON in SQL
+                found = _ONE_TRACK.run(raw, {"id": track_id}, sqlite=True)
+                if not found:
+                    return None
+                r = _TrackRow(*found[0])
+                arts = _TRACK_ARTISTS.run(raw, {"id": track_id}, sqlite=True)
+                imgs = _IMAGE_VARIANTS.run(raw, {"id": r.image_id}, sqlite=True) if r.image_id else []
+            else:  # over the network every query is a round trip: one query brings everything
+                found = _ONE_TRACK_PG.run(raw, {"id": track_id}, sqlite=False)
+                if not found:
+                    return None
+                r = _TrackRow(*found[0][: len(_TrackRow._fields)])
+                arts, imgs = found[0][len(_TrackRow._fields) :]
         base = self.base
         album = {
             "album_type": r.album_type,
@@ -547,6 +554,19 @@ _ONE_TRACK = RawQuery(
     FROM tracks t JOIN albums al ON al.id = t.album_id JOIN artists ar ON ar.id = al.artist_id
     WHERE t.id = :id AND t.status = 'ready'
     """
+)
+# PostgreSQL: the same row plus the artists and image sizes as JSON arrays, in one round trip.
+_ONE_TRACK_PG = RawQuery(
+    _ONE_TRACK.sql.replace(
+        "AS total\n",
+        """AS total,
+           (SELECT coalesce(json_agg(json_build_array(a.id, a.name) ORDER BY ta.position), '[]'::json)
+              FROM track_artists ta JOIN artists a ON a.id = ta.artist_id WHERE ta.track_id = t.id) AS arts,
+           (SELECT coalesce(json_agg(json_build_array(v.size, v.width, v.height) ORDER BY v.size DESC),
+                            '[]'::json)
+              FROM image_variants v WHERE v.image_id = al.image_id) AS imgs
+""",
+    )
 )
 _TRACK_ARTISTS = RawQuery(
     "SELECT a.id, a.name FROM track_artists ta JOIN artists a ON a.id = ta.artist_id "
