@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from tests.helpers import make_tone
 from tonearm.bootstrap import Container
 from tonearm.domains.catalog.tables import albums, artists, renditions, tracks
+from tonearm.domains.ingest import importer as importer_module
 
 
 def library(root: Path) -> Path:
@@ -69,7 +71,10 @@ def test_import_is_content_verified_and_idempotent(container: Container, tmp_pat
     assert len(lonely) == 1 and 1900 <= lonely[0] <= 2100
 
 
-def test_import_queues_renditions_and_worker_makes_them(container: Container, tmp_path: Path) -> None:
+def test_import_queues_renditions_and_worker_makes_them(
+    container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer_module, "ANALYZE_AFTER", 1)  # exercise the post-import ANALYZE too
     root = tmp_path / "m"
     root.mkdir()
     make_tone(root / "a.flac", seconds=2, tags={"title": "A", "artist": "X"})

@@ -36,6 +36,7 @@ from tonearm.ports.jobs import JobQueue
 
 AUDIO_SUFFIXES = {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wav"}
 BATCH = 256
+ANALYZE_AFTER = 1000  # imported files
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +257,11 @@ class Importer:
             self._consume(
                 (scan_file(p, max_s, run_id) for p in todo), batch, caches, report, transcode, progress
             )
+        if report.imported >= ANALYZE_AFTER:
+            # Fresh planner statistics after a bulk load: without them PostgreSQL plans seq scans
+            # (a track lookup took 2.4 ms instead of 0.35 ms) until autovacuum gets round to it.
+            with self.db.write() as conn:
+                conn.execute(sa.text("ANALYZE"))
         return report
 
     def _consume(
