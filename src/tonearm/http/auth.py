@@ -6,7 +6,7 @@ from fastapi import Request
 
 from tonearm.bootstrap import Container
 from tonearm.domains.accounts.service import Principal
-from tonearm.kernel.errors import Forbidden, Unauthorized
+from tonearm.kernel.errors import Unauthorized
 
 
 def container(request: Request) -> Container:
@@ -36,10 +36,3 @@ def current_user(request: Request) -> Principal:
     if token is None:
         raise Unauthorized("No token provided")
     return container(request).accounts.authenticate(token)
-
-
-def admin_user(request: Request) -> Principal:
-    user = current_user(request)
-    if user.role != "admin":
-        raise Forbidden("This needs an administrator")
-    return user

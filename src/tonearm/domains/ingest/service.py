@@ -38,10 +38,10 @@ from tonearm.domains.catalog.tables import (
 )
 from tonearm.domains.ingest.sniff import looks_like_audio
 from tonearm.domains.ingest.tables import uploads
-from tonearm.kernel.clock import Clock
+from tonearm.kernel.clock import Clock, iso
 from tonearm.kernel.db import Database
 from tonearm.kernel.errors import NotFound, PayloadTooLarge, TooManyRequests, UnsupportedMedia
-from tonearm.kernel.ids import new_id
+from tonearm.kernel.ids import new_id, uri
 from tonearm.kernel.ratelimit import RateLimiter
 from tonearm.ports.blobs import BlobStore
 from tonearm.ports.jobs import JobQueue
@@ -461,9 +461,6 @@ CONTENT_TYPES = {
 
 
 def _upload_obj(row: Any) -> dict[str, Any]:
-    from tonearm.kernel.clock import iso
-    from tonearm.kernel.ids import uri
-
     obj: dict[str, Any] = {
         "id": row.id,
         "type": "upload",
