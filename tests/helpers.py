@@ -25,12 +25,19 @@ def ffmpeg(*args: str) -> None:
 
 
 def make_tone(
-    path: Path, *, seconds: float = 3.0, freq: int = 440, tags: dict[str, str] | None = None
+    path: Path,
+    *,
+    seconds: float = 3.0,
+    freq: int = 440,
+    tags: dict[str, str] | None = None,
+    noise: bool = False,
 ) -> Path:
-    """A real audio file (format from the suffix) with a chord-ish tone and optional tags."""
+    """A real audio file (format from the suffix) with a chord-ish tone and optional tags; with
+    `noise`, pink noise underneath so encoders spend bits as they do on music."""
     meta: list[str] = []
     for k, v in (tags or {}).items():
         meta += ["-metadata", f"{k}={v}"]
+    extra = ["-f", "lavfi", "-i", f"anoisesrc=color=pink:amplitude=0.3:duration={seconds}"] if noise else []
     ffmpeg(
         "-f",
         "lavfi",
@@ -40,8 +47,9 @@ def make_tone(
         "lavfi",
         "-i",
         f"sine=frequency={freq * 3 // 2}:duration={seconds}",
+        *extra,
         "-filter_complex",
-        "amix=inputs=2",
+        f"amix=inputs={3 if noise else 2}",
         "-ac",
         "2",
         *meta,

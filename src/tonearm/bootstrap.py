@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from tonearm.config import Settings
 from tonearm.domains.accounts.service import AccountService
 from tonearm.domains.catalog.service import CatalogService
+from tonearm.domains.history.service import HistoryService
 from tonearm.domains.ingest import tasks as ingest_tasks
 from tonearm.domains.ingest.importer import Importer
 from tonearm.domains.ingest.service import IngestService
@@ -72,6 +73,7 @@ class Container:
     ingest: IngestService
     importer: Importer
     streaming: StreamingService
+    history: HistoryService
     registry: TaskRegistry
     _workers: list[tuple[Worker, threading.Thread]] = field(default_factory=list)
 
@@ -128,7 +130,20 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         aac_coder=settings.aac_coder,
     )
     importer = Importer(db, blobs, jobs, catalog, ingest, clock)
-    streaming = StreamingService(db, catalog, settings.resolved_secret_key(), settings.public_url)
+    streaming = StreamingService(
+        db,
+        catalog,
+        blobs,
+        clock,
+        settings.resolved_secret_key(),
+        settings.public_url,
+        tmp_dir=settings.data_dir / "tmp",
+        grant_ttl_s=settings.grant_ttl_s,
+        cache_size=settings.cache_size,
+        transcode_threads=settings.transcode_threads,
+        aac_coder=settings.aac_coder,
+        ondemand_wait_s=settings.ondemand_wait_s,
+    )
     return Container(
         settings,
         clock,
@@ -141,5 +156,6 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         ingest,
         importer,
         streaming,
+        HistoryService(db, catalog, clock),
         task_registry(),
     )

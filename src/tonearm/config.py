@@ -62,6 +62,23 @@ class Settings(BaseSettings):
     log_json: bool = Field(True, description="JSON logs (structlog); false for human-readable console logs.")
     log_level: str = Field("INFO", description="Python log level name.")
     cache_size: int = Field(10000, description="Track objects (as JSON) kept in each process's cache.")
+    grant_ttl_s: int = Field(
+        900,
+        description="Playback grants and their signed URLs live this long, plus the track's duration "
+        "(so a track started just before expiry still plays to its end).",
+    )
+    stream_delivery: Literal["direct", "accel"] = Field(
+        "direct",
+        description="Who sends audio bytes: `direct` (this process, from local disk) or `accel` (the app "
+        "authorizes and answers with X-Accel-Redirect; nginx serves the file; see docs/streaming.md).",
+    )
+    accel_prefix: str = Field(
+        "/_tonearm_blobs",
+        description="nginx `internal` location that maps to the blob directory (stream_delivery=accel).",
+    )
+    ondemand_wait_s: float = Field(
+        120.0, description="How long a request waits for a missing rendition to be transcoded."
+    )
 
     @classmethod
     def settings_customise_sources(

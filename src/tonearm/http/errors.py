@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tonearm.domains.accounts.service import AuthError
 from tonearm.http.responses import JSON
-from tonearm.kernel.errors import TonearmError, TooManyRequests
+from tonearm.kernel.errors import ServiceUnavailable, TonearmError, TooManyRequests
 
 log = structlog.get_logger("tonearm.http")
 
@@ -31,7 +31,8 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(TonearmError)
     async def tonearm_error(_: Request, exc: TonearmError) -> JSON:
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, TooManyRequests) else None
+        retry = exc.retry_after_s if isinstance(exc, TooManyRequests | ServiceUnavailable) else None
+        headers = {"Retry-After": str(retry)} if retry is not None else None
         return error_response(exc.status, exc.message, headers)
 
     @app.exception_handler(AuthError)

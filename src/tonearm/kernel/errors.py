@@ -56,3 +56,14 @@ class TooManyRequests(TonearmError):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class ServiceUnavailable(TonearmError):
+    """Temporarily unable (a rendition still being made, a dependency down): retry after a while."""
+
+    status = 503
+    reason = "unavailable"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -7,6 +7,7 @@ unacceptable input as MediaError with a machine-readable `code`.
 
 from ._audiohash import audio_hash
 from ._errors import ERROR_CODES, MediaError
+from ._hls import HlsIndex, Segment, media_playlist, package_hls
 from ._images import IMAGE_SIZES, Thumbnail, make_thumbnails
 from ._loudness import Loudness, measure_loudness
 from ._probe import AudioProbe, probe
@@ -18,15 +19,19 @@ __all__ = [
     "IMAGE_SIZES",
     "LADDER",
     "AudioProbe",
+    "HlsIndex",
     "Loudness",
     "MediaError",
     "RenditionFile",
     "RenditionSpec",
+    "Segment",
     "Tags",
     "Thumbnail",
     "audio_hash",
     "make_thumbnails",
     "measure_loudness",
+    "media_playlist",
+    "package_hls",
     "probe",
     "read_tags",
     "transcode_ladder",

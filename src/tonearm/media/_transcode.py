@@ -20,6 +20,7 @@ from ._run import SAFE_INPUT_OPTIONS, Deadline, file_url, run_tool
 _CODECS: Final[dict[str, tuple[str, str, int, int]]] = {
     "aac": ("m4a", "audio/mp4", 32, 512),
     "opus": ("ogg", "audio/ogg", 6, 510),
+    "mp3": ("mp3", "audio/mpeg", 32, 320),  # on demand, for clients that play nothing else
     "flac": ("flac", "audio/flac", 0, 0),
 }
 
@@ -34,9 +35,9 @@ AAC_CODERS: Final = ("fast", "twoloop")  # operators trade speed for quality wit
 class RenditionSpec:
     """One rung of the streaming ladder. Invalid combinations raise ValueError at construction."""
 
-    codec: str  # "aac" | "opus" | "flac"
+    codec: str  # "aac" | "opus" | "mp3" | "flac"
     bitrate_kbps: int  # 0 for lossless
-    container: str  # "m4a" | "ogg" | "flac"
+    container: str  # "m4a" | "ogg" | "mp3" | "flac"
 
     def __post_init__(self) -> None:
         if self.codec not in _CODECS:
@@ -207,6 +208,8 @@ def _output_args(
     if spec.codec == "aac":
         args += ["-c:a", "aac", "-profile:a", "aac_low", "-aac_coder", aac_coder]
         args += ["-b:a", f"{spec.bitrate_kbps}k", "-movflags", "+faststart", "-f", "mp4"]
+    elif spec.codec == "mp3":
+        args += ["-c:a", "libmp3lame", "-b:a", f"{spec.bitrate_kbps}k", "-write_xing", "1", "-f", "mp3"]
     elif spec.codec == "opus":
         args += ["-c:a", "libopus", "-b:a", f"{spec.bitrate_kbps}k", "-vbr", "on", "-f", "ogg"]
     else:
@@ -235,7 +238,7 @@ def _verify(path: Path, spec: RenditionSpec, deadline: Deadline) -> tuple[int, f
     except Exception:
         parsed = None
     kind = type(parsed).__name__
-    codec = {"MP4": "aac", "OggOpus": "opus", "FLAC": "flac"}.get(kind)
+    codec = {"MP4": "aac", "OggOpus": "opus", "FLAC": "flac", "MP3": "mp3"}.get(kind)
     if kind == "MP4" and not str(getattr(parsed.info, "codec", "")).startswith("mp4a"):
         codec = None
     duration = float(getattr(getattr(parsed, "info", None), "length", 0.0) or 0.0)

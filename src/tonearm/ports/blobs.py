@@ -6,7 +6,11 @@ with no `..`. `check_key` enforces it so no adapter can be tricked into leaving 
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -59,3 +63,19 @@ class BlobStore(Protocol):
     def presigned_url(self, key: str, expires_s: int) -> str | None:
         """MAY return a time-limited URL a client can fetch the bytes from directly (S3)."""
         ...
+
+
+@contextlib.contextmanager
+def local_copy(store: BlobStore, key: str, tmp_dir: Path) -> Iterator[Path]:
+    """A path to the blob's bytes on this machine, for tools that need a file (ffmpeg): the blob
+    itself on a local store, otherwise a temporary copy removed on exit."""
+    path = store.local_path(key)
+    if path is not None:
+        yield path
+        return
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp_dir) as tmp:
+        dst = Path(tmp) / "blob"
+        with store.open(key) as src, dst.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        yield dst

@@ -25,12 +25,15 @@ def test_spec_names_and_content_types() -> None:
     assert RenditionSpec("opus", 96, "ogg").content_type == "audio/ogg"
     assert RenditionSpec("flac", 0, "flac").name == "flac"
     assert RenditionSpec("flac", 0, "flac").content_type == "audio/flac"
+    assert RenditionSpec("mp3", 128, "mp3").content_type == "audio/mpeg"
 
 
 @pytest.mark.parametrize(
     ("codec", "bitrate", "container"),
     [
-        ("mp3", 128, "mp3"),
+        ("mp3", 128, "m4a"),
+        ("mp3", 500, "mp3"),
+        ("wav", 128, "wav"),
         ("aac", 160, "ogg"),
         ("aac", 0, "m4a"),
         ("flac", 320, "flac"),

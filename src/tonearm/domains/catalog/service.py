@@ -10,7 +10,7 @@ import datetime as dt
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -62,6 +62,7 @@ class CatalogService:
         self.base = public_url.rstrip("/")
         # track id -> (owner, visibility, object, its JSON); only `ready` tracks are cached.
         self._tracks: TTLCache[str, _CachedTrack] = TTLCache(cache_size, cache_ttl_s)
+        self._listeners: list[Callable[[str], None]] = []
 
     # URLs -------------------------------------------------------------------------------------
     def _href(self, kind: str, id_: str) -> str:
@@ -283,7 +284,20 @@ class CatalogService:
         return _CachedTrack(r.owner_user_id, r.visibility, orjson.dumps(obj))
 
     def invalidate_track(self, track_id: str) -> None:
+        """Forgets the cached track here and in every cache that registered with on_invalidate."""
         self._tracks.invalidate(track_id)
+        for listener in self._listeners:
+            listener(track_id)
+
+    def add_plays(self, conn: sa.Connection, counts: dict[str, int]) -> None:
+        """Adds counted plays to tracks' play counts (popularity follows within the cache TTL)."""
+        for track_id, n in counts.items():
+            conn.execute(
+                sa.update(tracks).where(tracks.c.id == track_id).values(play_count=tracks.c.play_count + n)
+            )
+
+    def on_invalidate(self, listener: Callable[[str], None]) -> None:
+        self._listeners.append(listener)
 
     # Albums -----------------------------------------------------------------------------------
     def album(self, album_id: str, viewer_id: str | None = None) -> Obj:

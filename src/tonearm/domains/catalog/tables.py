@@ -122,6 +122,22 @@ renditions = sa.Table(
     sa.Column("size_bytes", sa.BigInteger(), nullable=False),
     sa.Column("duration_ms", sa.Integer(), nullable=False),
     sa.Column("is_original", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # The same audio packaged as one fragmented MP4 (CMAF) for HLS, and its byte-range index
+    # (media.HlsIndex as JSON); null for renditions that are not streamed adaptively.
+    sa.Column("hls_blob_key", sa.String(200), nullable=True),
+    sa.Column("hls_index", sa.Text(), nullable=True),
     created_at(),
     sa.UniqueConstraint("track_id", "name"),
+)
+
+# Who is producing a missing rendition right now: the primary key makes concurrent requests for
+# the same (track, rendition) elect one transcoder, on one machine or many; the others wait for it.
+# A claim whose holder died expires and can be taken over.
+rendition_claims = sa.Table(
+    "rendition_claims",
+    metadata,
+    sa.Column("track_id", sa.String(22), sa.ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
 )

@@ -36,3 +36,23 @@ plays = sa.Table(
     sa.Column("context_uri", sa.String(100), nullable=True),
     sa.Index("ix_plays_user_time", "user_id", "played_at"),
 )
+
+# One listening session of one track, as the player reports it (the client picks the id, so a
+# retried batch lands on the same row). `counted` flips once, when the listener has heard 30 s,
+# and adds exactly one row to `plays`.
+playbacks = sa.Table(
+    "playbacks",
+    metadata,
+    sa.Column("user_id", sa.String(22), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+    fk("track_id", "tracks.id", index=True),
+    sa.Column("rendition", sa.String(32), nullable=True),
+    sa.Column("context_uri", sa.String(100), nullable=True),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("ms_played", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("startup_ms", sa.Integer(), nullable=True),
+    sa.Column("rebuffer_ms", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("rebuffers", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("counted", sa.Boolean(), nullable=False, server_default=sa.false()),
+)

@@ -16,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +41,7 @@ from tonearm.kernel.db import Database
 from tonearm.kernel.errors import NotFound, PayloadTooLarge, TooManyRequests, UnsupportedMedia
 from tonearm.kernel.ids import new_id, uri
 from tonearm.kernel.ratelimit import RateLimiter
-from tonearm.ports.blobs import BlobStore
+from tonearm.ports.blobs import BlobStore, local_copy
 from tonearm.ports.jobs import JobQueue
 from tonearm.workers.runner import PermanentError
 
@@ -162,17 +160,8 @@ class IngestService:
         return [_upload_obj(r) for r in rows], total
 
     # Stages -----------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def local_copy(self, key: str) -> Iterator[Path]:
-        path = self.blobs.local_path(key)
-        if path is not None:
-            yield path
-            return
-        with tempfile.TemporaryDirectory(dir=self.tmp_dir) as tmp:
-            dst = Path(tmp) / "original"
-            with self.blobs.open(key) as src, dst.open("wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            yield dst
+    def local_copy(self, key: str) -> contextlib.AbstractContextManager[Path]:
+        return local_copy(self.blobs, key, self.tmp_dir)
 
     def _set(self, conn: sa.Connection, upload_id: str, **values: Any) -> None:
         conn.execute(
@@ -201,13 +190,13 @@ class IngestService:
             self.blobs.delete(row.blob_key)
 
     def delete_track(self, conn: sa.Connection, track_id: str) -> None:
-        keys = (
-            conn.execute(sa.select(renditions.c.blob_key).where(renditions.c.track_id == track_id))
-            .scalars()
-            .all()
-        )
+        rows = conn.execute(
+            sa.select(renditions.c.blob_key, renditions.c.hls_blob_key).where(
+                renditions.c.track_id == track_id
+            )
+        ).all()
         conn.execute(sa.delete(tracks).where(tracks.c.id == track_id))
-        for key in keys:
+        for key in [k for row in rows for k in row if k]:
             if not key.startswith("uploads/"):
                 self.blobs.delete(key)
         self.catalog.invalidate_track(track_id)
@@ -411,7 +400,21 @@ class IngestService:
             files = media.transcode_ladder(
                 path, Path(tmp), threads=self.transcode_threads, aac_coder=self.aac_coder
             )
+            # The AAC rungs again as fragmented MP4 for HLS: a remux (no re-encode) in one ffmpeg,
+            # with segment boundaries aligned across rungs so players switch without a gap.
+            aac = [f for f in files if f.spec.codec == "aac"]
+            packaged = media.package_hls([(f.path, Path(tmp) / f"{f.spec.name}.cmaf.mp4") for f in aac])
+            hls = {
+                f.spec.name: (Path(tmp) / f"{f.spec.name}.cmaf.mp4", idx)
+                for f, idx in zip(aac, packaged, strict=True)
+            }
             for f in files:
+                hls_key = hls_index = None
+                if f.spec.name in hls:
+                    hls_path, idx = hls[f.spec.name]
+                    hls_key = f"tracks/{track_id}/hls/{f.spec.name}.mp4"
+                    self.blobs.put_file(hls_key, hls_path)
+                    hls_index = idx.to_json()
                 key = f"tracks/{track_id}/{f.spec.name}.{f.spec.container}"
                 size = self.blobs.put_file(key, f.path)
                 rows.append(
@@ -427,6 +430,8 @@ class IngestService:
                         "size_bytes": size,
                         "duration_ms": round(f.duration_s * 1000),
                         "is_original": False,
+                        "hls_blob_key": hls_key,
+                        "hls_index": hls_index,
                     }
                 )
         if keep_original and probe.lossless:
@@ -448,6 +453,8 @@ class IngestService:
             "size_bytes": size,
             "duration_ms": round(probe.duration_s * 1000),
             "is_original": True,
+            "hls_blob_key": None,
+            "hls_index": None,
         }
 
 

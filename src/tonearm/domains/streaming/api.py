@@ -1,50 +1,172 @@
-"""Playback grant and signed progressive streaming (Starlette's FileResponse answers Range)."""
+"""Playback grant, HLS playlists and signed byte endpoints.
+
+The byte and playlist endpoints are plain Starlette routes (mounted first in http/app.py): they
+are the hottest paths in the product and FastAPI's dependency solving costs more than their
+work. Authorization is the URL's signature; nothing here reads a path from the request.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from tonearm.bootstrap import Container
-from tonearm.domains.accounts.service import Principal
-from tonearm.http.auth import container, current_user
+from tonearm.domains.streaming.service import (
+    HLS_CONTENT_TYPE,
+    PLAYLIST_CONTENT_TYPE,
+    Rendition,
+)
+from tonearm.http.auth import current_user
+from tonearm.http.byteranges import AccelResponse, BlobResponse, Representation
+from tonearm.kernel.errors import Forbidden
 
 router = APIRouter(tags=["streaming"])
+T = TypeVar("T")
 
 
-@router.get("/v1/tracks/{track_id}/playback")
-def playback(
-    track_id: str, user: Principal = Depends(current_user), c: Container = Depends(container)
-) -> dict[str, Any]:
-    return c.streaming.grant(track_id, user.user_id, user.product)
+def _c(request: Request) -> Container:
+    c: Container = request.app.state.container
+    return c
 
 
-@router.get("/stream/{track_id}/{rendition}", include_in_schema=False)
-def stream(
+async def _call(c: Container, fn: Callable[[], T], *, inline: bool) -> T:
+    """Work that may touch the database or run ffmpeg goes to the thread pool, except cached or
+    embedded-SQLite lookups, which cost less than the thread hop."""
+    return fn() if inline else await run_in_threadpool(fn)
+
+
+@router.get(
+    "/v1/tracks/{track_id}/playback",
+    summary="Playback grant: signed, expiring URLs for what this listener may play now",
+)
+async def playback(
     track_id: str,
-    rendition: str,
-    u: str = "",
-    exp: str = "",
-    sig: str = "",
-    c: Container = Depends(container),
+    request: Request,
+    format: str | None = Query(
+        None, description="Also grant this rendition, transcoded on first use (e.g. opus_96, mp3_128)."
+    ),
 ) -> Response:
-    target = c.streaming.resolve(track_id, rendition, u, exp, sig)
-    headers = {"Cache-Control": "private, max-age=3600"}
-    path = c.blobs.local_path(target.blob_key)
+    c = _c(request)
+
+    def grant() -> bytes:
+        user = current_user(request)
+        return c.streaming.grant(track_id, user.user_id, user.product, fmt=format)
+
+    body = await _call(c, grant, inline=c.db.sqlite)
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+async def playback_route(request: Request) -> Response:
+    return await playback(request.path_params["track_id"], request, request.query_params.get("format"))
+
+
+def _check_bearer(c: Container, request: Request, user_id: str) -> None:
+    """A signed URL is a capability; if the caller also presents a token, it must be the URL's owner."""
+    if "authorization" in request.headers and current_user(request).user_id != user_id:
+        raise Forbidden("this stream URL was granted to another user")
+
+
+def _signed(request: Request) -> tuple[str, str, str]:
+    q = request.query_params
+    return q.get("u", ""), q.get("exp", ""), q.get("sig", "")
+
+
+def _cache_control(exp: str) -> str:
+    left = max(0, int(exp) - math.ceil(time.time())) if exp.isdigit() and len(exp) <= 12 else 0
+    return f"private, max-age={left}"
+
+
+async def master_route(request: Request) -> Response:
+    c = _c(request)
+    track_id = request.path_params["track_id"]
+    u, exp, sig = _signed(request)
+    cap = request.query_params.get("q", "")
+    _check_bearer(c, request, u)
+    warm = c.streaming.warm(track_id)
+    text = await _call(c, lambda: c.streaming.master_playlist(track_id, u, exp, sig, cap), inline=warm)
+    return Response(text, media_type=PLAYLIST_CONTENT_TYPE, headers={"Cache-Control": _cache_control(exp)})
+
+
+async def hls_file_route(request: Request) -> Response | ASGIApp:
+    c = _c(request)
+    track_id = request.path_params["track_id"]
+    name, _, ext = request.path_params["file"].rpartition(".")
+    u, exp, sig = _signed(request)
+    _check_bearer(c, request, u)
+    warm = c.streaming.warm(track_id, name, hls=True)
+    if ext == "m3u8":
+        text = await _call(c, lambda: c.streaming.media_playlist(track_id, name, u, exp, sig), inline=warm)
+        return Response(
+            text, media_type=PLAYLIST_CONTENT_TYPE, headers={"Cache-Control": _cache_control(exp)}
+        )
+    if ext != "mp4":
+        raise Forbidden("invalid stream URL")
+    r = await _call(c, lambda: c.streaming.segment_file(track_id, name, u, exp, sig), inline=warm)
+    assert r.hls_blob_key is not None and r.hls is not None
+    return _bytes(c, request, r.hls_blob_key, r.hls.size_bytes, f'"{r.id}h"', r, HLS_CONTENT_TYPE, exp)
+
+
+async def stream_route(request: Request) -> Response | ASGIApp:
+    c = _c(request)
+    track_id = request.path_params["track_id"]
+    name = request.path_params["rendition"]
+    u, exp, sig = _signed(request)
+    _check_bearer(c, request, u)
+    warm = c.streaming.warm(track_id, name)
+    r = await _call(c, lambda: c.streaming.progressive(track_id, name, u, exp, sig), inline=warm)
+    return _bytes(c, request, r.blob_key, r.size_bytes, f'"{r.id}"', r, r.content_type, exp)
+
+
+def _bytes(
+    c: Container,
+    request: Request,
+    key: str,
+    size: int,
+    etag: str,
+    r: Rendition,
+    content_type: str,
+    exp: str,
+) -> Response | ASGIApp:
+    """Sends a blob by the cheapest path: nginx (X-Accel-Redirect), sendfile-like reads of a local
+    file, or a redirect to the object store's presigned URL."""
+    extra = {"Cache-Control": _cache_control(exp), "Access-Control-Allow-Origin": "*"}
+    rep = Representation(
+        size=size,
+        etag=etag,
+        last_modified=r.created_at.replace(microsecond=0),
+        content_type=content_type,
+    )
+    settings = c.settings
+    if settings.stream_delivery == "accel":
+        return AccelResponse(f"{settings.accel_prefix.rstrip('/')}/{key}", rep, extra_headers=extra)
+    path = c.blobs.local_path(key)
     if path is not None:
-        return FileResponse(path, media_type=target.content_type, headers=headers)
-    url = c.blobs.presigned_url(target.blob_key, 600)
+        return BlobResponse(path, rep, request.headers, request.method, extra_headers=extra)
+    url = c.blobs.presigned_url(key, 600)
     if url:
-        return RedirectResponse(url, status_code=302)
-    return StreamingResponse(_chunks(c, target.blob_key), media_type=target.content_type, headers=headers)
+        return RedirectResponse(url, status_code=302, headers=extra)
+    return StreamingResponse(_chunks(c, key), media_type=content_type, headers=extra)
 
 
-def _chunks(c: Container, key: str) -> Iterator[bytes]:
-    """The last resort for a store with neither a local path nor presigned URLs; closes the blob
-    when the response ends or the client goes away."""
+async def _chunks(c: Container, key: str) -> AsyncIterator[bytes]:
+    """The last resort for a store with neither local paths nor presigned URLs (the in-memory
+    test store); closes the blob when the response ends or the client goes away."""
     with c.blobs.open(key) as fh:
-        while chunk := fh.read(1 << 16):
+        while chunk := await run_in_threadpool(fh.read, 1 << 16):
             yield chunk
+
+
+ROUTES = [
+    Route("/v1/tracks/{track_id}/playback", playback_route, methods=["GET"]),
+    Route("/hls/{track_id}/master.m3u8", master_route, methods=["GET", "HEAD"]),
+    Route("/hls/{track_id}/{file}", hls_file_route, methods=["GET", "HEAD"]),
+    Route("/stream/{track_id}/{rendition}", stream_route, methods=["GET", "HEAD"]),
+]
