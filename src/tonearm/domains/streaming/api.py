@@ -26,7 +26,7 @@ from tonearm.domains.streaming.service import (
 )
 from tonearm.http.auth import current_user
 from tonearm.http.byteranges import AccelResponse, BlobResponse, Representation
-from tonearm.kernel.errors import Forbidden
+from tonearm.kernel.errors import Forbidden, NotFound
 
 router = APIRouter(tags=["streaming"])
 T = TypeVar("T")
@@ -68,7 +68,7 @@ async def playback_route(request: Request) -> Response:
     return await playback(request.path_params["track_id"], request, request.query_params.get("format"))
 
 
-def _check_bearer(c: Container, request: Request, user_id: str) -> None:
+def _check_bearer(request: Request, user_id: str) -> None:
     """A signed URL is a capability; if the caller also presents a token, it must be the URL's owner."""
     if "authorization" in request.headers and current_user(request).user_id != user_id:
         raise Forbidden("this stream URL was granted to another user")
@@ -79,9 +79,15 @@ def _signed(request: Request) -> tuple[str, str, str]:
     return q.get("u", ""), q.get("exp", ""), q.get("sig", "")
 
 
-def _cache_control(exp: str) -> str:
+def _headers(exp: str) -> dict[str, str]:
+    """Cacheable by the listener's browser until the URL expires; readable by players on other
+    origins (the signature, not the origin, is what authorizes)."""
     left = max(0, int(exp) - math.ceil(time.time())) if exp.isdigit() and len(exp) <= 12 else 0
-    return f"private, max-age={left}"
+    return {
+        "Cache-Control": f"private, max-age={left}",
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges, ETag",
+    }
 
 
 async def master_route(request: Request) -> Response:
@@ -89,10 +95,10 @@ async def master_route(request: Request) -> Response:
     track_id = request.path_params["track_id"]
     u, exp, sig = _signed(request)
     cap = request.query_params.get("q", "")
-    _check_bearer(c, request, u)
+    _check_bearer(request, u)
     warm = c.streaming.warm(track_id)
     text = await _call(c, lambda: c.streaming.master_playlist(track_id, u, exp, sig, cap), inline=warm)
-    return Response(text, media_type=PLAYLIST_CONTENT_TYPE, headers={"Cache-Control": _cache_control(exp)})
+    return Response(text, media_type=PLAYLIST_CONTENT_TYPE, headers=_headers(exp))
 
 
 async def hls_file_route(request: Request) -> Response | ASGIApp:
@@ -100,15 +106,15 @@ async def hls_file_route(request: Request) -> Response | ASGIApp:
     track_id = request.path_params["track_id"]
     name, _, ext = request.path_params["file"].rpartition(".")
     u, exp, sig = _signed(request)
-    _check_bearer(c, request, u)
+    _check_bearer(request, u)
     warm = c.streaming.warm(track_id, name, hls=True)
     if ext == "m3u8":
         text = await _call(c, lambda: c.streaming.media_playlist(track_id, name, u, exp, sig), inline=warm)
         return Response(
-            text, media_type=PLAYLIST_CONTENT_TYPE, headers={"Cache-Control": _cache_control(exp)}
+            text, media_type=PLAYLIST_CONTENT_TYPE, headers=_headers(exp)
         )
     if ext != "mp4":
-        raise Forbidden("invalid stream URL")
+        raise NotFound("no such stream file: HLS serves <rendition>.m3u8 and <rendition>.mp4")
     r = await _call(c, lambda: c.streaming.segment_file(track_id, name, u, exp, sig), inline=warm)
     assert r.hls_blob_key is not None and r.hls is not None
     return _bytes(c, request, r.hls_blob_key, r.hls.size_bytes, f'"{r.id}h"', r, HLS_CONTENT_TYPE, exp)
@@ -119,7 +125,7 @@ async def stream_route(request: Request) -> Response | ASGIApp:
     track_id = request.path_params["track_id"]
     name = request.path_params["rendition"]
     u, exp, sig = _signed(request)
-    _check_bearer(c, request, u)
+    _check_bearer(request, u)
     warm = c.streaming.warm(track_id, name)
     r = await _call(c, lambda: c.streaming.progressive(track_id, name, u, exp, sig), inline=warm)
     return _bytes(c, request, r.blob_key, r.size_bytes, f'"{r.id}"', r, r.content_type, exp)
@@ -137,7 +143,7 @@ def _bytes(
 ) -> Response | ASGIApp:
     """Sends a blob by the cheapest path: nginx (X-Accel-Redirect), sendfile-like reads of a local
     file, or a redirect to the object store's presigned URL."""
-    extra = {"Cache-Control": _cache_control(exp), "Access-Control-Allow-Origin": "*"}
+    extra = _headers(exp)
     rep = Representation(
         size=size,
         etag=etag,
