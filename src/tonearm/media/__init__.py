@@ -7,7 +7,7 @@ unacceptable input as MediaError with a machine-readable `code`.
 
 from ._audiohash import audio_hash
 from ._errors import ERROR_CODES, MediaError
-from ._hls import HlsIndex, Segment, media_playlist, package_hls
+from ._hls import HlsIndex, Segment, dash_manifest, media_playlist, package_hls
 from ._images import IMAGE_SIZES, Thumbnail, make_thumbnails
 from ._loudness import Loudness, measure_loudness
 from ._probe import AudioProbe, probe
@@ -28,6 +28,7 @@ __all__ = [
     "Tags",
     "Thumbnail",
     "audio_hash",
+    "dash_manifest",
     "make_thumbnails",
     "measure_loudness",
     "media_playlist",

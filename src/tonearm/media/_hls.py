@@ -320,6 +320,59 @@ def media_playlist(index: HlsIndex, uri: str, *, version: int = 7) -> str:
     return "\n".join(lines) + "\n"
 
 
+def dash_manifest(representations: Sequence[tuple[str, HlsIndex, str]]) -> str:
+    """Render a static MPEG-DASH MPD over the same packaged files: one audio AdaptationSet, one
+    Representation per (id, index, url), addressed with SegmentList byte ranges and a
+    SegmentTimeline in samples (segments are not all the same length: the first one is short).
+    URLs are XML-escaped here; ids must be plain names."""
+    if not representations:
+        raise ValueError("an MPD needs at least one representation")
+    duration = max(index.duration_s for _, index, _ in representations)
+    longest = max(seg.duration_s for _, index, _ in representations for seg in index.segments)
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:full:2011" '
+        f'type="static" mediaPresentationDuration="PT{duration:.3f}S" minBufferTime="PT{longest:.1f}S">',
+        '  <Period id="0" start="PT0S">',
+        '    <AdaptationSet id="0" contentType="audio" mimeType="audio/mp4" segmentAlignment="true" '
+        'startWithSAP="1">',
+    ]
+    for rid, index, url in representations:
+        if not re.fullmatch(r"[A-Za-z0-9_]+", rid):
+            raise ValueError(f"representation id {rid!r} must be a plain name")
+        rate = index.sample_rate
+        init_end = index.init_offset + index.init_length - 1
+        out += [
+            f'      <Representation id="{rid}" codecs="{index.codecs}" bandwidth="{index.peak_bps}" '
+            f'audioSamplingRate="{rate}">',
+            f'        <AudioChannelConfiguration schemeIdUri="{_CHANNEL_SCHEME}" value="{index.channels}"/>',
+            f"        <BaseURL>{_xml_escape(url)}</BaseURL>",
+            f'        <SegmentList timescale="{rate}">',
+            f'          <Initialization range="{index.init_offset}-{init_end}"/>',
+            "          <SegmentTimeline>",
+        ]
+        start = 0
+        for seg in index.segments:
+            d = round(seg.duration_s * rate)
+            out.append(f'            <S t="{start}" d="{d}"/>')
+            start += d
+        out.append("          </SegmentTimeline>")
+        out += [
+            f'          <SegmentURL mediaRange="{seg.offset}-{seg.offset + seg.length - 1}"/>'
+            for seg in index.segments
+        ]
+        out += ["        </SegmentList>", "      </Representation>"]
+    out += ["    </AdaptationSet>", "  </Period>", "</MPD>"]
+    return "\n".join(out) + "\n"
+
+
+_CHANNEL_SCHEME: Final = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
 # Verification --------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import m3u8
 import pytest
@@ -398,3 +399,44 @@ def test_ffprobe_plays_our_hls_over_http(
         timeout=60,
     )
     assert decode.returncode == 0, decode.stderr
+    # The DASH manifest over the same files, read by ffmpeg's DASH demuxer.
+    dash = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-show_format", g["hls"]["dash_url"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    dash_info = json.loads(dash.stdout)
+    assert {s["codec_name"] for s in dash_info["streams"]} == {"aac"}
+    assert abs(float(dash_info["format"]["duration"]) - 12) < 0.3
+
+
+def test_dash_manifest_mirrors_the_hls_segments(
+    client: TestClient, container: Container, tmp_path: Path
+) -> None:
+    tok = sign_up_and_login(client)
+    track_id = _ready_track(client, container, tmp_path, tok["headers"], seconds=9)
+    g = _grant(client, track_id, tok["headers"])
+    r = client.get(_path(g["hls"]["dash_url"]))
+    assert r.status_code == 200 and r.headers["content-type"] == "application/dash+xml"
+    ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+    mpd = ElementTree.fromstring(r.text)  # noqa: S314 - our own server's output, in a test
+    reps = mpd.findall(".//d:Representation", ns)
+    assert {rep.get("id") for rep in reps} == {"aac_96", "aac_160"}
+    master = m3u8.loads(client.get(_path(g["hls"]["master_url"])).text)
+    base = _path(g["hls"]["master_url"]).rsplit("/", 1)[0]
+    media = m3u8.loads(client.get(f"{base}/{master.playlists[0].uri}").text)
+    rep = next(x for x in reps if x.get("id") == master.playlists[0].uri.split(".")[0])
+    ranges = [u.get("mediaRange") for u in rep.findall(".//d:SegmentURL", ns)]
+    hls_ranges = []
+    for seg in media.segments:
+        length, offset = (int(x) for x in seg.byterange.split("@"))
+        hls_ranges.append(f"{offset}-{offset + length - 1}")
+    assert ranges == hls_ranges
+    url = rep.findtext("d:BaseURL", namespaces=ns)
+    assert url is not None
+    first = client.get(url, headers={"Range": f"bytes={ranges[0]}"})
+    assert first.status_code == 206 and first.content[4:8] == b"moof"
+    lifted = client.get(_path(g["hls"]["dash_url"]).replace("q=160", "q=320L"))
+    assert lifted.status_code == 403

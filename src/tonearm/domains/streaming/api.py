@@ -101,6 +101,17 @@ async def master_route(request: Request) -> Response:
     return Response(text, media_type=PLAYLIST_CONTENT_TYPE, headers=_headers(exp))
 
 
+async def dash_route(request: Request) -> Response:
+    c = _c(request)
+    track_id = request.path_params["track_id"]
+    u, exp, sig = _signed(request)
+    cap = request.query_params.get("q", "")
+    _check_bearer(request, u)
+    warm = c.streaming.warm(track_id)
+    text = await _call(c, lambda: c.streaming.dash_manifest(track_id, u, exp, sig, cap), inline=warm)
+    return Response(text, media_type="application/dash+xml", headers=_headers(exp))
+
+
 async def hls_file_route(request: Request) -> Response | ASGIApp:
     c = _c(request)
     track_id = request.path_params["track_id"]
@@ -110,9 +121,7 @@ async def hls_file_route(request: Request) -> Response | ASGIApp:
     warm = c.streaming.warm(track_id, name, hls=True)
     if ext == "m3u8":
         text = await _call(c, lambda: c.streaming.media_playlist(track_id, name, u, exp, sig), inline=warm)
-        return Response(
-            text, media_type=PLAYLIST_CONTENT_TYPE, headers=_headers(exp)
-        )
+        return Response(text, media_type=PLAYLIST_CONTENT_TYPE, headers=_headers(exp))
     if ext != "mp4":
         raise NotFound("no such stream file: HLS serves <rendition>.m3u8 and <rendition>.mp4")
     r = await _call(c, lambda: c.streaming.segment_file(track_id, name, u, exp, sig), inline=warm)
@@ -174,5 +183,6 @@ ROUTES = [
     Route("/v1/tracks/{track_id}/playback", playback_route, methods=["GET"]),
     Route("/hls/{track_id}/master.m3u8", master_route, methods=["GET", "HEAD"]),
     Route("/hls/{track_id}/{file}", hls_file_route, methods=["GET", "HEAD"]),
+    Route("/dash/{track_id}/manifest.mpd", dash_route, methods=["GET", "HEAD"]),
     Route("/stream/{track_id}/{rendition}", stream_route, methods=["GET", "HEAD"]),
 ]

@@ -383,7 +383,8 @@ class StreamingService:
         master = (
             f"{self.base}/hls/{tid}/master.m3u8?{self.signer.query(tid, 'master', user_id, exp, ent.cap)}"
         )
-        obj: dict[str, Any] = {"master_url": master, "start": None}
+        dash = f"{self.base}/dash/{tid}/manifest.mpd?{self.signer.query(tid, 'mpd', user_id, exp, ent.cap)}"
+        obj: dict[str, Any] = {"master_url": master, "dash_url": dash, "start": None}
         start = variants[0]
         if start.hls is not None:
             # The first audio bytes in one request: the init segment and the first media segment
@@ -423,6 +424,32 @@ class StreamingService:
         if len(lines) == 3:
             raise NotFound("this track has no adaptive stream; use a progressive rendition")
         return "\n".join(lines) + "\n"
+
+    def dash_manifest(self, track_id: str, user_id: str, exp: str, sig: str, cap: str) -> str:
+        """An MPEG-DASH MPD over the same CMAF files and byte ranges as HLS (for DASH-only players)."""
+        expires = self.signer.verify(track_id, "mpd", user_id, exp, sig, cap)
+        info = self.info(track_id)
+        variants = self.hls_variants(info, Entitlements.from_cap(cap))
+        if any(v.hls is None for v in variants):
+            info = self.ensure_hls(info)
+            variants = self.hls_variants(info, Entitlements.from_cap(cap))
+        ready = [v for v in variants if v.hls is not None]
+        if not ready:
+            raise NotFound("this track has no adaptive stream; use a progressive rendition")
+        return media.dash_manifest(
+            [
+                (
+                    v.name,
+                    v.hls,
+                    f"/hls/{track_id}/{v.name}.mp4?{self._cmaf_query(track_id, v.name, user_id, expires)}",
+                )
+                for v in ready
+                if v.hls is not None
+            ]
+        )
+
+    def _cmaf_query(self, track_id: str, name: str, user_id: str, exp: int) -> str:
+        return self.signer.query(track_id, "cmaf:" + name, user_id, exp)
 
     def media_playlist(self, track_id: str, name: str, user_id: str, exp: str, sig: str) -> str:
         parse_rendition_name(name)
