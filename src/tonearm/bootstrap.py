@@ -36,7 +36,11 @@ def blob_store_for(url: str) -> BlobStore:
         from tonearm.adapters.blobs.memory import MemoryBlobStore
 
         return MemoryBlobStore()
-    raise ValueError(f"blob_url: unsupported scheme {scheme!r} (use file:// or memory://)")
+    if scheme == "s3":
+        from tonearm.adapters.blobs.s3 import S3BlobStore
+
+        return S3BlobStore.from_url(url)
+    raise ValueError(f"blob_url: unsupported scheme {scheme!r} (use file://, s3:// or memory://)")
 
 
 def job_queue_for(url: str, db: Database, settings: Settings, clock: Clock) -> JobQueue:

@@ -3,7 +3,8 @@
 Every port is chosen by one URL; the scheme picks the adapter (see `bootstrap.py`):
 
 * `database_url`: `sqlite:///path.db` (embedded default) or `postgresql://user@host/db`
-* `blob_url`: `file:///path` (local disk, default) or `memory://` (tests)
+* `blob_url`: `file:///path` (local disk, default), `s3://bucket/prefix?endpoint=&region=&public_endpoint=`
+  (any S3-compatible object store; credentials from boto3's chain) or `memory://` (tests)
 * `queue_url`: `db://` (jobs in the database, same transaction as the data) or `memory://`
 
 The TOML file is `tonearm.toml` in the working directory, or the path in `TONEARM_CONFIG`.
@@ -34,7 +35,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("./var"), description="Where the embedded database, blobs and secrets live.")
     database_url: str = Field("", description="SQLAlchemy URL; empty means sqlite in data_dir.")
-    blob_url: str = Field("", description="Blob store URL; empty means file://<data_dir>/blobs.")
+    blob_url: str = Field(
+        "",
+        description="Blob store URL: file:///path, memory:// or "
+        "s3://bucket/prefix?endpoint=...&region=...&public_endpoint=...; empty means file://<data_dir>/blobs.",
+    )
     queue_url: str = Field("db://", description="Job queue: db:// (durable, transactional) or memory://.")
     secret_key: str = Field("", description="Signs tokens and URLs; empty means generated once in data_dir.")
     public_url: str = Field("http://127.0.0.1:8080", description="How clients reach this server (links).")

@@ -357,10 +357,10 @@ class IngestService:
             rows = self.transcode_into_blobs(track_id, path, probe)
         with self.db.write() as conn:
             self.record_renditions(conn, track_id, rows, loudness, digest)
-            keep_original = any(r["is_original"] for r in rows)
             self._set(conn, upload_id, status="ready", stage=None, blob_key=None)
-        if not keep_original:
-            self.blobs.delete(up.blob_key)
+        # A kept lossless original was stored under the track's own key (a hard link on local
+        # disk, a copy elsewhere), so the upload's blob is always done with here.
+        self.blobs.delete(up.blob_key)
         self.catalog.invalidate_track(track_id)
 
     def record_renditions(
