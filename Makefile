@@ -14,9 +14,9 @@ system-deps: ## install ffmpeg and the DejaVu font (accents on generated covers)
 	@{ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && [ -d /usr/share/fonts/truetype/dejavu ]; } || \
 	  { echo "installing ffmpeg and fonts…"; (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg fonts-dejavu-core) >/dev/null; }
 
-test-deps: system-deps ## also Debian's chromium for the browser tests (needs root)
-	@command -v chromium >/dev/null || \
-	  { echo "installing chromium…"; (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
+test-deps: system-deps ## also Debian's chromium (browser tests) and nginx (X-Accel-Redirect test); needs root
+	@{ command -v chromium >/dev/null && [ -x /usr/sbin/nginx ]; } || \
+	  { echo "installing chromium and nginx…"; (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx) >/dev/null; }
 
 $(BIN)/tonearm: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,7 +24,16 @@ $(BIN)/tonearm: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-setup: system-deps $(BIN)/tonearm ## create the virtualenv and install Tonearm with its dev tools
+# The web player's browser libraries come from npm (package-lock.json pins them) and are served
+# from static/vendor/ (gitignored); redone only when the lock file changes.
+VENDOR := src/tonearm/web/static/vendor
+$(VENDOR)/hls.min.js: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/hls.js/LICENSE $(VENDOR)/hls.js.LICENSE
+	cp node_modules/hls.js/dist/hls.min.js $@
+
+setup: system-deps $(BIN)/tonearm $(VENDOR)/hls.min.js ## create the virtualenv, install Tonearm with its dev tools, vendor hls.js
 
 migrate: setup ## upgrade the database schema
 	$(BIN)/tonearm migrate
@@ -57,4 +66,4 @@ bench: setup ## run the benchmarks (see docs/benchmarks.md)
 	$(BIN)/python bench/run_all.py
 
 clean: ## remove the virtualenv and local data
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache node_modules $(VENDOR)

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import platform
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -133,13 +134,13 @@ def seed_catalog(url: str, n_tracks: int, *, per_album: int = 10, per_artist: in
 class Server:
     """`tonearm serve` in a subprocess, waited on until /readyz answers."""
 
-    def __init__(self, env: dict[str, str], *, workers: int = 1) -> None:
+    def __init__(self, env: dict[str, str], *, workers: int = 1, public_url: str | None = None) -> None:
         self.port = free_port()
         self.env = {
             **os.environ,
             **env,
             "TONEARM_PORT": str(self.port),
-            "TONEARM_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
+            "TONEARM_PUBLIC_URL": public_url or f"http://127.0.0.1:{self.port}",
             "TONEARM_INPROCESS_WORKERS": "0",
             "TONEARM_LOG_LEVEL": "WARNING",
         }
@@ -189,3 +190,114 @@ class Server:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy CPU seconds over all cores, wall seconds x cores) since boot, from /proc/stat: the
+    difference of two readings says how busy the whole machine was, other people's work included."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    tck = os.sysconf("SC_CLK_TCK")
+    return (sum(values[:8]) - idle) / tck, sum(values[:8]) / tck
+
+
+NGINX = "/usr/sbin/nginx"
+NGINX_TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf"
+
+
+def render_nginx_conf(
+    template: str, *, listen_port: int, upstream_port: int, blob_dir: Path, prefix: Path, nofile: int
+) -> str:
+    """deploy/nginx.conf with its `# (rewritten)` lines set for a private nginx in `prefix`
+    (ports on 127.0.0.1, the blob directory, pid/logs/temp files, descriptor limits)."""
+    values = {
+        # A root master hands requests to workers running as `user`: they must read the blobs.
+        "user": "user root;" if os.geteuid() == 0 else "",
+        "worker_rlimit_nofile": f"worker_rlimit_nofile {nofile};",
+        "pid": f"pid {prefix}/nginx.pid;",
+        "error_log": f"error_log {prefix}/error.log warn;",
+        "worker_connections": f"worker_connections {max(1024, nofile - 100)};",
+        "server": f"server 127.0.0.1:{upstream_port};",
+        # reuseport: each worker its own accept queue, so long-lived connections spread evenly.
+        "listen": f"listen 127.0.0.1:{listen_port} backlog=4096 reuseport;",
+        "alias": f"alias {blob_dir.resolve()}/;",
+    }
+    out = []
+    for line in template.splitlines():
+        if "# (rewritten)" in line and not line.lstrip().startswith("#"):
+            directive = line.split()[0]
+            line = line[: len(line) - len(line.lstrip())] + values[directive]
+        out.append(line)
+        if line.strip() == "http {":  # the compiled-in temp paths (/var/lib/nginx) need root
+            temps = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+            out += [f"    {k}_temp_path {prefix}/{k};" for k in temps]
+    return "\n".join(out) + "\n"
+
+
+class Nginx:
+    """nginx from deploy/nginx.conf in front of a Server, in a temporary prefix, until exit."""
+
+    def __init__(self, upstream_port: int, blob_dir: Path, *, nofile: int, port: int | None = None) -> None:
+        import resource
+        import tempfile
+
+        self.port = port or free_port()
+        self.prefix = Path(tempfile.mkdtemp(prefix="tonearm-nginx-"))
+        self.conf = self.prefix / "nginx.conf"
+        nofile = min(nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        self.conf.write_text(
+            render_nginx_conf(
+                NGINX_TEMPLATE.read_text(),
+                listen_port=self.port,
+                upstream_port=upstream_port,
+                blob_dir=blob_dir,
+                prefix=self.prefix,
+                nofile=nofile,
+            )
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Nginx:
+        if not Path(NGINX).exists():
+            raise RuntimeError(f"{NGINX} is missing: `make system-deps` installs nginx")
+        cmd = [NGINX, "-p", str(self.prefix), "-e", str(self.prefix / "error.log"), "-c", str(self.conf)]
+        subprocess.run([*cmd, "-t", "-q"], check=True)
+        self.proc = subprocess.Popen([*cmd, "-g", "daemon off;"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start: " + (self.prefix / "error.log").read_text()[-2000:])
+
+    def pids(self) -> list[int]:
+        assert self.proc is not None
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        return [self.proc.pid, *map(int, out)]
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc:
+            self.proc.terminate()  # SIGTERM: fast shutdown
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        log = self.prefix / "error.log"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        if lines:  # summarised, then removed with the rest of the prefix
+            print(f"    nginx error.log: {len(lines)} lines, the last: {lines[-1][:200]}")
+        shutil.rmtree(self.prefix, ignore_errors=True)

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 from pathlib import Path
 
 import anyio
@@ -105,6 +106,16 @@ class Plan:
     boundary: str | None = None  # the multipart/byteranges boundary when len(ranges) > 1
 
 
+@lru_cache(maxsize=4096)
+def http_date(moment: datetime) -> str:
+    """IMF-fixdate of `moment` to the second; cached, since every request for a blob formats the
+    same few timestamps (format_datetime was 8% of a segment request)."""
+    return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
+
+
+_INTERNAL_URI = re.compile(r"/[^\x00-\x20\x7f]*\Z")
+
+
 class _BadRange(Exception):
     """A `bytes` Range header we answer with 416; the argument is the whole message."""
 
@@ -117,7 +128,7 @@ def evaluate(method: str, headers: Mapping[str, str], rep: Representation, *, ma
     validators = {
         "Accept-Ranges": "bytes",
         "ETag": rep.etag,
-        "Last-Modified": format_datetime(last_modified, usegmt=True),
+        "Last-Modified": http_date(rep.last_modified),
     }
     failed = _failed_precondition(method, headers, rep, last_modified)
     if failed is not None:
@@ -528,24 +539,26 @@ class BlobResponse(Response):
 class AccelResponse(Response):
     """nginx mode: an empty 200 with `X-Accel-Redirect: <internal_uri>`; nginx then serves the file
     from its `internal` location and answers Range and conditional headers itself. It carries the
-    validators and Content-Type nginx passes on, and deliberately no Content-Length."""
+    validators and Content-Type nginx passes on; its own Content-Length is 0 (nginx sends the file's)."""
 
     def __init__(
         self, internal_uri: str, rep: Representation, *, extra_headers: dict[str, str] | None = None
     ) -> None:
-        if not internal_uri.startswith("/") or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in internal_uri):
+        if not _INTERNAL_URI.match(internal_uri):
             raise ValueError(
                 f"internal_uri must be an absolute path without spaces or controls: {internal_uri!r}"
             )
         self.status_code = 200
         self.background = None
         self.body = b""
-        last_modified = rep.last_modified.astimezone(UTC).replace(microsecond=0)
         own = {
             "X-Accel-Redirect": internal_uri,
             "Content-Type": rep.content_type,
             "ETag": rep.etag,
-            "Last-Modified": format_datetime(last_modified, usegmt=True),
+            "Last-Modified": http_date(rep.last_modified),
             "Accept-Ranges": "bytes",
+            # An empty body with a length: without it uvicorn answers chunked, and nginx then
+            # cannot reuse the upstream keep-alive connection (it closed one per request).
+            "Content-Length": "0",
         }
         self.raw_headers = _raw_headers(extra_headers, own)

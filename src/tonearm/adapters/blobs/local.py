@@ -64,7 +64,10 @@ class LocalBlobStore:
         self._path(key).unlink(missing_ok=True)
 
     def local_path(self, key: str) -> Path | None:
-        return self._path(key)
+        # The hot read path of every stream request: check_key already rules out `..`, absolute
+        # keys and odd characters, and only Tonearm writes under root, so skip the resolve()
+        # (a realpath syscall per path component; it was a fifth of a segment request's time).
+        return self.root / check_key(key)
 
     def presigned_url(self, key: str, expires_s: int) -> str | None:
         return None
