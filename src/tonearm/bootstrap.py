@@ -17,12 +17,15 @@ from tonearm.domains.history.service import HistoryService
 from tonearm.domains.ingest import tasks as ingest_tasks
 from tonearm.domains.ingest.importer import Importer
 from tonearm.domains.ingest.service import IngestService
+from tonearm.domains.search.indexer import Indexer
+from tonearm.domains.search.service import SearchService
 from tonearm.domains.streaming.service import StreamingService
 from tonearm.kernel.clock import Clock, SystemClock
 from tonearm.kernel.db import Database, make_engine
 from tonearm.kernel.ratelimit import RateLimiter
 from tonearm.ports.blobs import BlobStore
 from tonearm.ports.jobs import JobQueue
+from tonearm.ports.search import SearchIndex
 from tonearm.workers.runner import TaskRegistry, Worker
 
 
@@ -58,6 +61,19 @@ def job_queue_for(url: str, db: Database, settings: Settings, clock: Clock) -> J
     raise ValueError(f"queue_url: unsupported scheme {scheme!r} (use db:// or memory://)")
 
 
+def search_index_for(url: str, db: Database) -> SearchIndex:
+    parsed = urlparse(url)
+    if parsed.scheme == "tantivy":
+        from tonearm.adapters.search.tantivy import TantivySearchIndex
+
+        return TantivySearchIndex(Path(parsed.path))
+    if parsed.scheme == "memory":
+        from tonearm.adapters.search.memory import MemorySearchIndex
+
+        return MemorySearchIndex()
+    raise ValueError(f"search_url: unsupported scheme {parsed.scheme!r} (use tantivy:// or memory://)")
+
+
 def task_registry() -> TaskRegistry:
     registry = TaskRegistry()
     ingest_tasks.register(registry)
@@ -79,6 +95,9 @@ class Container:
     streaming: StreamingService
     history: HistoryService
     registry: TaskRegistry
+    search_index: SearchIndex
+    indexer: Indexer
+    search: SearchService
     _workers: list[tuple[Worker, threading.Thread]] = field(default_factory=list)
 
     def worker(self, name: str | None = None) -> Worker:
@@ -93,11 +112,13 @@ class Container:
             self._workers.append((w, t))
 
     def close(self) -> None:
+        self.indexer.stop()
         for w, _ in self._workers:
             w.stop.set()
         for _, t in self._workers:
             t.join(timeout=30)
         self._workers.clear()
+        self.search_index.close()
         self.db.dispose()
 
 
@@ -148,6 +169,21 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         aac_coder=settings.aac_coder,
         ondemand_wait_s=settings.ondemand_wait_s,
     )
+    search_index = search_index_for(settings.resolved_search_url, db)
+    indexer = Indexer(db, search_index, clock, poll_s=settings.search_poll_s)
+    catalog.on_invalidate(lambda _track_id: indexer.poke())
+    search = SearchService(
+        search_index,
+        catalog,
+        clock,
+        breaker_failures=settings.search_breaker_failures,
+        breaker_reset_s=settings.search_breaker_reset_s,
+        slow_ms=settings.search_slow_ms,
+        fallback_timeout_ms=settings.search_fallback_timeout_ms,
+        fallback_concurrency=settings.search_fallback_concurrency,
+        cache_ttl_s=settings.search_cache_ttl_s,
+        inline=db.sqlite and urlparse(settings.resolved_search_url).scheme in ("tantivy", "memory"),
+    )
     return Container(
         settings,
         clock,
@@ -162,4 +198,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         streaming,
         HistoryService(db, catalog, clock),
         task_registry(),
+        search_index=search_index,
+        indexer=indexer,
+        search=search,
     )

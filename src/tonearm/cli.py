@@ -165,3 +165,58 @@ def user_create(
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def search() -> None:
+    """The search index."""
+
+
+@search.command("reindex")
+def search_reindex() -> None:
+    """Rebuild the search index from the database; the live index answers until the new one is in."""
+    import sys
+
+    from tqdm import tqdm
+
+    from tonearm import migrate as m
+    from tonearm.bootstrap import bootstrap
+
+    s = _settings()
+    m.upgrade(s.resolved_database_url)
+    c = bootstrap(s)
+    try:
+        with tqdm(unit="doc", desc="reindexing", file=sys.stderr) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = max(total, done)
+                bar.update(done - bar.n)
+
+            result = c.indexer.reindex(progress)
+        click.echo(
+            f"indexed {result.documents} documents in {result.seconds:.1f} s "
+            f"(tracks {c.search_index.count('track')}, albums {c.search_index.count('album')}, "
+            f"artists {c.search_index.count('artist')}); changes after #{result.seq} replay on top"
+        )
+    finally:
+        c.close()
+
+
+@search.command("status")
+def search_status() -> None:
+    """How many documents the index holds and how far it is behind the catalog."""
+    from tonearm.bootstrap import bootstrap
+    from tonearm.kernel import changes
+
+    s = _settings()
+    c = bootstrap(s)
+    try:
+        with c.db.read() as conn:
+            head = changes.head(conn)
+        applied = c.search_index.applied_seq()
+        click.echo(f"index: {s.resolved_search_url.split('@')[-1]}")
+        for kind in ("track", "album", "artist", "playlist"):
+            click.echo(f"  {kind}s: {c.search_index.count(kind)}")
+        click.echo(f"  applied change #{applied} of #{head} ({max(head - applied, 0)} pending)")
+    finally:
+        c.close()

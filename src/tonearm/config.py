@@ -6,6 +6,7 @@ Every port is chosen by one URL; the scheme picks the adapter (see `bootstrap.py
 * `blob_url`: `file:///path` (local disk, default), `s3://bucket/prefix?endpoint=&region=&public_endpoint=`
   (any S3-compatible object store; credentials from boto3's chain) or `memory://` (tests)
 * `queue_url`: `db://` (jobs in the database, same transaction as the data) or `memory://`
+* `search_url`: `tantivy:///path` (embedded default) or `memory://` (tests)
 
 The TOML file is `tonearm.toml` in the working directory, or the path in `TONEARM_CONFIG`.
 Environment variables win over the file.
@@ -81,6 +82,42 @@ class Settings(BaseSettings):
         "/_tonearm_blobs",
         description="nginx `internal` location that maps to the blob directory (stream_delivery=accel).",
     )
+    search_url: str = Field(
+        "",
+        description="Search index: tantivy:///path (embedded, on local disk) or memory:// (tests); "
+        "empty: tantivy in data_dir/search.",
+    )
+    search_indexer: bool = Field(
+        True, description="Run the indexer (follows catalog changes into the index) in `tonearm serve`."
+    )
+    search_poll_s: float = Field(0.25, description="How often the indexer looks for catalog changes.")
+    search_breaker_failures: int = Field(
+        5,
+        ge=1,
+        description="Consecutive search index failures (errors, or answers slower than search_slow_ms) "
+        "that open the circuit breaker: searches are then answered from the database (docs/search.md).",
+    )
+    search_breaker_reset_s: float = Field(
+        10.0, gt=0, description="How long the breaker stays open before one search probes the index again."
+    )
+    search_slow_ms: float = Field(
+        500.0, gt=0, description="A search index answer slower than this counts as a failure."
+    )
+    search_fallback_timeout_ms: int = Field(
+        2000,
+        ge=1,
+        description="While the breaker is open, a search the database takes longer than this to answer "
+        "is abandoned with 503 (the fallback scans; this bounds its cost).",
+    )
+    search_fallback_concurrency: int = Field(
+        4, ge=1, description="Searches answered from the database at once, per process (more wait)."
+    )
+    search_cache_ttl_s: float = Field(
+        0.5,
+        ge=0,
+        description="How long each process reuses a search answer (ids and totals) for the same query; "
+        "as-you-type traffic repeats itself. Results may be this much older than the index; 0: never.",
+    )
     ondemand_wait_s: float = Field(
         120.0, description="How long a request waits for a missing rendition to be transcoded."
     )
@@ -104,6 +141,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'tonearm.db').resolve()}"
+
+    @property
+    def resolved_search_url(self) -> str:
+        return self.search_url or f"tantivy://{(self.data_dir / 'search').resolve()}"
 
     @property
     def resolved_blob_url(self) -> str:

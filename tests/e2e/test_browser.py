@@ -1,4 +1,5 @@
-"""The web app in Debian's Chromium: log in, see cover art, play a track and hear time advance."""
+"""The web app in Debian's Chromium: log in, see cover art, play a track and hear time advance,
+search as you type."""
 
 from __future__ import annotations
 
@@ -109,5 +110,17 @@ def test_log_in_browse_covers_and_play(demo_server: str) -> None:
         page.wait_for_function("document.querySelector('#audio').currentTime > 1", timeout=30_000)
         assert page.inner_text("#np-title") == "Browser Song 0"
         assert "kbps" in page.inner_text("#np-quality")
+
+        # Search as you type, with a typo; then to the artist's page from the results.
+        page.fill("#search", "browsr song 2")
+        page.wait_for_selector("table.results tr.track")
+        assert "Browser Song 2" in page.inner_text("table.results tr.track >> nth=0")
+        assert "#/search/" in page.url
+        page.fill("#search", "headl")
+        page.wait_for_selector(".grid a.card[href^='#/artist/']")
+        page.click(".grid a.card[href^='#/artist/'] >> nth=0")
+        page.wait_for_selector(".album-head h1")
+        assert page.inner_text(".album-head h1") == "Headless"
+        assert "Chromium Nights" in page.inner_text(".grid")
         assert errors == []
         browser.close()

@@ -22,6 +22,7 @@ from tonearm.domains.accounts import api as accounts_api
 from tonearm.domains.catalog import api as catalog_api
 from tonearm.domains.history import api as history_api
 from tonearm.domains.ingest import api as ingest_api
+from tonearm.domains.search import api as search_api
 from tonearm.domains.streaming import api as streaming_api
 from tonearm.http import errors
 from tonearm.http.responses import JSON
@@ -69,7 +70,11 @@ HOT_TRACK_PATH = "/v1/tracks/{track_id}"
 # The hottest paths, matched first as plain Starlette routes: FastAPI's router and dependency
 # solving cost ~0.2 ms a request, more than a cached lookup. (FastAPI twins of the JSON ones stay
 # for the OpenAPI document; both run the same handler.)
-PLAIN_ROUTES = [Route(HOT_TRACK_PATH, catalog_api.get_track_route, methods=["GET"]), *streaming_api.ROUTES]
+PLAIN_ROUTES = [
+    Route(HOT_TRACK_PATH, catalog_api.get_track_route, methods=["GET"]),
+    *streaming_api.ROUTES,
+    *search_api.ROUTES,
+]
 _PLAIN_PATHS = {route.endpoint: route.path for route in PLAIN_ROUTES}
 
 
@@ -90,6 +95,8 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if n_workers:
             container.start_workers(n_workers)
+        if container.settings.search_indexer:
+            container.indexer.start()
         yield
         container.close()
 
@@ -107,7 +114,7 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
     app.state.container = container
     errors.install(app)
     app.add_middleware(MetricsMiddleware)
-    for module in (accounts_api, catalog_api, ingest_api, streaming_api, history_api):
+    for module in (accounts_api, catalog_api, ingest_api, streaming_api, history_api, search_api):
         app.include_router(module.router)
     app.router.routes[0:0] = PLAIN_ROUTES
 

@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 import orjson
 import sqlalchemy as sa
 
+from tonearm.domains.catalog import search_sql
+from tonearm.domains.catalog.objects import artist_objects
 from tonearm.domains.catalog.tables import (
     albums,
     artists,
@@ -25,11 +27,13 @@ from tonearm.domains.catalog.tables import (
     track_genres,
     tracks,
 )
+from tonearm.kernel import changes
 from tonearm.kernel.cache import TTLCache
 from tonearm.kernel.db import Database, RawQuery
 from tonearm.kernel.errors import BadRequest, NotFound
 from tonearm.kernel.ids import is_valid_id, new_id, uri
 from tonearm.kernel.paging import check_window, page
+from tonearm.ports.search import Hits, IndexQuery
 
 Obj = dict[str, Any]
 
@@ -62,6 +66,9 @@ class CatalogService:
         self.base = public_url.rstrip("/")
         # track id -> (owner, visibility, object, its JSON); only `ready` tracks are cached.
         self._tracks: TTLCache[str, _CachedTrack] = TTLCache(cache_size, cache_ttl_s)
+        # Search results' albums and artists as JSON (not viewer-dependent; the index authorizes).
+        self._album_json: TTLCache[str, bytes] = TTLCache(cache_size, cache_ttl_s)
+        self._artist_json: TTLCache[str, bytes] = TTLCache(cache_size, cache_ttl_s)
         self._listeners: list[Callable[[str], None]] = []
 
     # URLs -------------------------------------------------------------------------------------
@@ -196,14 +203,18 @@ class CatalogService:
 
     def tracks(self, ids: Sequence[str], viewer_id: str | None = None) -> list[Obj | None]:
         """Full track objects in the order asked; None where a track is missing or not visible."""
+        return [orjson.loads(j) if j is not None else None for j in self.tracks_json(ids, viewer_id)]
+
+    def tracks_json(self, ids: Sequence[str], viewer_id: str | None = None) -> list[bytes | None]:
+        """`tracks()` as JSON bytes, straight from the cache where possible (search results)."""
         for i in ids:
             check_id(i, "track")
-        found: dict[str, Obj] = {}
+        found: dict[str, bytes] = {}
         missing: list[str] = []
         for i in ids:
             hit = self._tracks.get(i)
             if hit is not None and hit.visible_to(viewer_id):
-                found[i] = hit.obj
+                found[i] = hit.json
             else:
                 missing.append(i)
         if missing:
@@ -212,9 +223,39 @@ class CatalogService:
                     sa.select(tracks).where(tracks.c.id.in_(missing), self._visible(viewer_id))
                 ).all()
                 for r, obj in zip(rows, self._build_tracks(conn, rows), strict=True):
-                    found[r.id] = obj
-                    self._tracks.put(r.id, _CachedTrack(r.owner_user_id, r.visibility, orjson.dumps(obj)))
+                    cached = _CachedTrack(r.owner_user_id, r.visibility, orjson.dumps(obj))
+                    found[r.id] = cached.json
+                    self._tracks.put(r.id, cached)
         return [found.get(i) for i in ids]
+
+    def albums_json(self, ids: Sequence[str]) -> list[bytes | None]:
+        """Simplified album objects as JSON, in the order asked; None where an album is missing."""
+        found = {i: j for i in ids if (j := self._album_json.get(i)) is not None}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            with self.db.read() as conn:
+                for album_id, obj in self._album_rows(conn, missing).items():
+                    found[album_id] = orjson.dumps(obj)
+                    self._album_json.put(album_id, found[album_id])
+        return [found.get(i) for i in ids]
+
+    def artists_json(self, ids: Sequence[str]) -> list[bytes | None]:
+        """Full artist objects (as `artist()` answers) as JSON, in the order asked, built in a
+        few queries for any number of ids; None where an artist is missing."""
+        found = {i: j for i in ids if (j := self._artist_json.get(i)) is not None}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            with self.db.read() as conn:
+                for artist_id, obj in artist_objects(self, conn, missing).items():
+                    found[artist_id] = orjson.dumps(obj)
+                    self._artist_json.put(artist_id, found[artist_id])
+        return [found.get(i) for i in ids]
+
+    def search_fallback(self, query: IndexQuery, *, limit: int, offset: int, timeout_ms: int) -> Hits:
+        """Answers a search index query from the catalog's tables, for when the index cannot
+        (see search_sql.py: same matches without typos, ranked by plays). Raises
+        ServiceUnavailable when it takes longer than `timeout_ms`."""
+        return search_sql.search(self.db, query, limit=limit, offset=offset, timeout_ms=timeout_ms)
 
     def track(self, track_id: str, viewer_id: str | None = None) -> Obj:
         return self._track_entry(track_id, viewer_id).obj
@@ -295,6 +336,24 @@ class CatalogService:
             conn.execute(
                 sa.update(tracks).where(tracks.c.id == track_id).values(play_count=tracks.c.play_count + n)
             )
+        self.tracks_changed(conn, list(counts))
+
+    def tracks_changed(self, conn: sa.Connection, track_ids: Sequence[str]) -> None:
+        """Notes in the change log, in `conn`'s transaction, that these tracks changed, and with
+        them their albums and artists (whose search documents aggregate their tracks). Call it
+        before deleting a track: it reads the track's album and artists."""
+        if not track_ids:
+            return
+        now = dt.datetime.now(dt.UTC)  # only orders pruning; the seq orders the log
+        album_ids = conn.execute(
+            sa.select(tracks.c.album_id).distinct().where(tracks.c.id.in_(track_ids))
+        ).scalars()
+        artist_ids = conn.execute(
+            sa.select(track_artists.c.artist_id).distinct().where(track_artists.c.track_id.in_(track_ids))
+        ).scalars()
+        changes.record(conn, "track", track_ids, now)
+        changes.record(conn, "album", list(album_ids), now)
+        changes.record(conn, "artist", list(artist_ids), now)
 
     def on_invalidate(self, listener: Callable[[str], None]) -> None:
         self._listeners.append(listener)

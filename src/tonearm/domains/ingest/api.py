@@ -9,11 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from tonearm.bootstrap import Container
 from tonearm.domains.accounts.service import Principal
+from tonearm.domains.ingest.schemas import TrackEdit
 from tonearm.domains.ingest.service import ReceivedFile
 from tonearm.domains.ingest.sniff import safe_filename
 from tonearm.http.auth import container, current_user
@@ -153,3 +154,22 @@ def list_uploads(
     return page(
         f"{c.settings.public_url.rstrip('/')}/v1/me/uploads", items, limit=limit, offset=offset, total=total
     )
+
+
+@router.patch("/v1/tracks/{track_id}", status_code=200)
+def edit_track(
+    track_id: str, body: TrackEdit, user: Principal = Depends(current_user), c: Container = Depends(container)
+) -> dict[str, Any]:
+    """The uploader edits their track (name, description, explicit, visibility, genres); search
+    results follow within a second. Answers the updated track object."""
+    c.ingest.edit_track(user, track_id, body)
+    return c.catalog.track(track_id, user.user_id)
+
+
+@router.delete("/v1/tracks/{track_id}", status_code=204)
+def delete_track(
+    track_id: str, user: Principal = Depends(current_user), c: Container = Depends(container)
+) -> Response:
+    """The uploader deletes their track with its renditions; it leaves search results within a second."""
+    c.ingest.delete_own_track(user, track_id)
+    return Response(status_code=204)

@@ -329,6 +329,7 @@ class Importer:
             ):
                 if rows[key]:
                     conn.execute(sa.insert(table), rows[key])
+            self.catalog.tracks_changed(conn, [r["id"] for r in rows["tracks"]])
             if transcode and rows["tracks"]:
                 # Lossless originals first: until their ladder exists, free listeners (capped at
                 # 160 kbit/s) cannot play them, while lossy originals within the cap already play.

@@ -24,7 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from tonearm import covers, media
-from tonearm.domains.catalog.service import CatalogService
+from tonearm.domains.accounts.service import Principal
+from tonearm.domains.catalog.service import CatalogService, check_id
 from tonearm.domains.catalog.tables import (
     albums,
     image_variants,
@@ -34,11 +35,19 @@ from tonearm.domains.catalog.tables import (
     track_genres,
     tracks,
 )
+from tonearm.domains.ingest.schemas import TrackEdit
 from tonearm.domains.ingest.sniff import looks_like_audio
 from tonearm.domains.ingest.tables import uploads
 from tonearm.kernel.clock import Clock, iso
 from tonearm.kernel.db import Database
-from tonearm.kernel.errors import NotFound, PayloadTooLarge, TooManyRequests, UnsupportedMedia
+from tonearm.kernel.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    UnsupportedMedia,
+)
 from tonearm.kernel.ids import new_id, uri
 from tonearm.kernel.ratelimit import RateLimiter
 from tonearm.ports.blobs import BlobStore, local_copy
@@ -189,7 +198,57 @@ class IngestService:
         if row.blob_key:
             self.blobs.delete(row.blob_key)
 
+    def _owned_track(self, conn: sa.Connection, principal: Principal, track_id: str) -> Any:
+        check_id(track_id, "track")
+        row = conn.execute(
+            sa.select(tracks.c.id, tracks.c.owner_user_id, tracks.c.visibility, tracks.c.status).where(
+                tracks.c.id == track_id
+            )
+        ).first()
+        if row is None or (row.visibility != "public" and row.owner_user_id != principal.user_id):
+            raise NotFound(f"track {track_id} not found")
+        if row.owner_user_id != principal.user_id and principal.role != "admin":
+            raise Forbidden(f"track {track_id}: only the user who uploaded it (or an admin) may change it")
+        return row
+
+    def edit_track(self, principal: Principal, track_id: str, edit: TrackEdit) -> None:
+        """An uploader edits their track; the search index and caches follow."""
+        with self.db.write() as conn:
+            self._owned_track(conn, principal, track_id)
+            values: dict[str, Any] = {}
+            if edit.name is not None:
+                values["title"] = edit.name
+            if edit.description is not None:
+                values["description"] = edit.description or None
+            if edit.explicit is not None:
+                values["explicit"] = edit.explicit
+            if edit.visibility is not None:
+                values["visibility"] = edit.visibility
+            if edit.genres is not None:
+                names = [g.strip() for g in edit.genres if g.strip()]
+                if any(len(g) > 80 for g in names):
+                    raise BadRequest("genres: each genre is at most 80 characters")
+                conn.execute(sa.delete(track_genres).where(track_genres.c.track_id == track_id))
+                genre_ids = self.catalog.ensure_genres(conn, names)
+                if genre_ids:
+                    conn.execute(
+                        sa.insert(track_genres), [{"track_id": track_id, "genre_id": g} for g in genre_ids]
+                    )
+            conn.execute(
+                sa.update(tracks).where(tracks.c.id == track_id).values(**values, updated_at=self.clock.now())
+            )
+            self.catalog.tracks_changed(conn, [track_id])
+        self.catalog.invalidate_track(track_id)
+
+    def delete_own_track(self, principal: Principal, track_id: str) -> None:
+        """An uploader deletes their track: rows, renditions and blobs go; search follows."""
+        with self.db.write() as conn:
+            self._owned_track(conn, principal, track_id)
+            conn.execute(sa.update(uploads).where(uploads.c.track_id == track_id).values(track_id=None))
+            self.delete_track(conn, track_id)
+
     def delete_track(self, conn: sa.Connection, track_id: str) -> None:
+        self.catalog.tracks_changed(conn, [track_id])  # before the delete: it reads album and artists
         rows = conn.execute(
             sa.select(renditions.c.blob_key, renditions.c.hls_blob_key).where(
                 renditions.c.track_id == track_id
@@ -390,6 +449,7 @@ class IngestService:
                 updated_at=now,
             )
         )
+        self.catalog.tracks_changed(conn, [track_id])
 
     def transcode_into_blobs(
         self, track_id: str, path: Path, probe: media.AudioProbe, *, keep_original: bool = True

@@ -373,10 +373,58 @@ async function poll(id, li) {
   setTimeout(() => poll(id, li), 1000);
 }
 
+// Search as you type --------------------------------------------------------------------------
+// Every keystroke asks /v1/search (the last word counts as a prefix while it is being typed); an
+// answer that arrives after a newer keystroke's is dropped, so results never go backwards.
+let searchSeq = 0;
+const searchBox = $("#search");
+searchBox.addEventListener("input", () => {
+  const q = searchBox.value;
+  history.replaceState(null, "", q.trim() ? "#/search/" + encodeURIComponent(q) : "#/");
+  if (q.trim()) searchView(q); else home();
+});
+async function searchView(q) {
+  const mine = ++searchSeq;
+  if (searchBox.value !== q) searchBox.value = q;
+  let data;
+  try {
+    data = await api("/v1/search?type=track,artist,album&limit=12&q=" + encodeURIComponent(q));
+  } catch (err) {
+    if (mine === searchSeq) view.innerHTML = `<p class="error">${esc(err.message)}</p>`;
+    return;
+  }
+  if (mine !== searchSeq) return;
+  const tracks = data.tracks?.items || [], artists = data.artists?.items || [], albums = data.albums?.items || [];
+  if (!tracks.length && !artists.length && !albums.length) {
+    view.innerHTML = `<p class="muted">Nothing found for “${esc(q)}”.</p>`;
+    return;
+  }
+  view.innerHTML = `
+    ${tracks.length ? `<h2>Tracks</h2><table class="results">${tracks.map((t) => `<tr class="track" data-id="${esc(t.id)}">
+      <td class="art"><img loading="lazy" src="${esc(img(t.album?.images, 64))}" alt=""></td>
+      <td>${esc(t.name)} ${t.explicit ? '<span class="badge">E</span>' : ""}<div class="muted">${esc(t.artists.map((x) => x.name).join(", "))}</div></td>
+      <td class="muted"><a href="#/album/${esc(t.album?.id)}">${esc(t.album?.name)}</a></td><td class="muted">${fmt(t.duration_ms)}</td></tr>`).join("")}</table>` : ""}
+    ${artists.length ? `<h2>Artists</h2><div class="grid">${artists.map((a) => `<a class="card" href="#/artist/${esc(a.id)}">
+      <img loading="lazy" class="round" src="${esc(img(a.images, 300))}" alt=""><div class="t">${esc(a.name)}</div><div class="s">${esc((a.genres || []).slice(0, 2).join(", ") || "Artist")}</div></a>`).join("")}</div>` : ""}
+    ${albums.length ? `<h2>Albums</h2><div class="grid">${albums.map((a) => `<a class="card" href="#/album/${esc(a.id)}">
+      <img loading="lazy" src="${esc(img(a.images, 300))}" alt=""><div class="t">${esc(a.name)}</div><div class="s">${esc(a.artists.map((x) => x.name).join(", "))} · ${esc((a.release_date || "").slice(0, 4))}</div></a>`).join("")}</div>` : ""}`;
+  view.querySelectorAll("tr.track").forEach((tr) => tr.addEventListener("click", (e) => { if (!e.target.closest("a")) play(tr.dataset.id); }));
+}
+
+async function artist(id) {
+  const [a, albums] = await Promise.all([api("/v1/artists/" + encodeURIComponent(id)), api(`/v1/artists/${encodeURIComponent(id)}/albums?limit=50`)]);
+  view.innerHTML = `<div class="album-head"><img class="round" src="${esc(img(a.images, 640))}" alt=""><div><div class="muted">Artist</div><h1>${esc(a.name)}</h1>
+    <div class="muted">${esc((a.genres || []).join(", "))}</div></div></div><h2>Albums</h2><div class="grid">${albums.items.map((x) => `
+    <a class="card" href="#/album/${esc(x.id)}"><img loading="lazy" src="${esc(img(x.images, 300))}" alt=""><div class="t">${esc(x.name)}</div>
+    <div class="s">${esc((x.release_date || "").slice(0, 4))}</div></a>`).join("")}</div>`;
+}
+
 async function route() {
   const [, page, arg] = location.hash.split("/");
   try {
-    if (page === "album") await album(arg);
+    if (page === "search") await searchView(decodeURIComponent(arg || ""));
+    else if (page === "artist") await artist(arg);
+    else if (page === "album") await album(arg);
     else if (page === "login") loginView(false);
     else if (page === "signup") loginView(true);
     else if (page === "upload") uploadView();

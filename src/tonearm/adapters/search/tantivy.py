@@ -1,0 +1,470 @@
+"""The embedded search index: tantivy (a Rust search engine library, in process) on local disk.
+
+Layout under the root directory:
+
+    CURRENT        the name of the live generation (replaced atomically)
+    gen-<stamp>/   a complete tantivy index, plus `seq`: the change-log position it reflects
+    build-<stamp>/ a generation being built by `rebuild()`; renamed to gen-* when finished
+    leader.lock    flock()ed by the one process that writes (`try_lead`)
+
+Searching runs in two steps. Tantivy finds the candidates, with boosts that approximate the
+port's ranking (exact > prefix > typo, field weights, BM25's length normalisation, popularity
+through `weight_by_field`), and counts every hit exactly. Then the best `window` candidates are
+scored with the port's reference rules (`_scoring.py`, the same code the memory adapter uses),
+blended with popularity and sorted. So results are ordered exactly like the reference within
+the window (which covers any page up to offset 1,000 in tiers), and tantivy's own scoring only
+decides which documents enter it. With no words (filters only) tantivy orders by popularity
+itself. See docs/search.md.
+
+Other processes see a commit on their next search after at most `reload_s` (they reload their
+reader), and follow CURRENT to a new generation the same way.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+from tonearm.adapters.search._scoring import text_score
+from tonearm.ports.search import (
+    FIELD_WEIGHTS,
+    FIELDS,
+    FUZZY_FACTOR,
+    FUZZY_FIELDS,
+    PREFIX_FACTOR,
+    SHORT_PREFIX,
+    Field,
+    Hits,
+    IndexQuery,
+    Kind,
+    Must,
+    SearchDoc,
+    SearchUnavailable,
+    Term,
+    blend,
+    genre_key,
+    tokens,
+)
+
+WINDOW_TIER = 100  # candidates re-ranked: the page's end rounded up to a multiple of this
+MAX_WINDOW = 1200
+SCHEMA_VERSION = "2"  # bump when SCHEMA changes: older generations are then rebuilt
+SHORT_CACHE_S = 10.0  # how stale the answer to a one- or two-letter query may be
+WRITER_HEAP = 64 * 1024 * 1024
+BUILD_HEAP = 256 * 1024 * 1024
+_STORED = ("id", *FIELDS)
+
+
+def _schema() -> Any:
+    b = tantivy.SchemaBuilder()
+    b.add_text_field("key", stored=False, tokenizer_name="raw", index_option="basic")  # "kind:id"
+    b.add_text_field("kind", stored=False, tokenizer_name="raw", index_option="basic")
+    b.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
+    for field in FIELDS:
+        # Text arrives as tokens() joined by spaces: the whitespace tokenizer keeps every word
+        # exactly as the port made it, so both sides of a match agree.
+        b.add_text_field(field, stored=True, tokenizer_name="whitespace", index_option="position")
+    for field in FUZZY_FIELDS:
+        # The first 1..SHORT_PREFIX letters of every word: the word being typed, while it is that
+        # short, is one term lookup instead of a union of thousands of words.
+        b.add_text_field(f"{field}_pfx", stored=False, tokenizer_name="raw", index_option="basic")
+    b.add_text_field("genre", stored=False, tokenizer_name="raw", index_option="basic")  # genre_key()s
+    b.add_text_field("owner", stored=False, tokenizer_name="raw", index_option="basic")
+    b.add_unsigned_field("public", indexed=True, fast=False)
+    b.add_integer_field("year", indexed=True, fast=True)
+    b.add_unsigned_field("popularity", stored=True, fast=True)
+    return b.build()
+
+
+SCHEMA = _schema()
+
+
+def _document(doc: SearchDoc) -> Any:
+    d = tantivy.Document()
+    d.add_text("key", f"{doc.kind}:{doc.id}")
+    d.add_text("kind", doc.kind)
+    d.add_text("id", doc.id)
+    for field in FIELDS:
+        words = tokens(doc.text(field))
+        d.add_text(field, " ".join(words))
+        if field in FUZZY_FIELDS:
+            for p in {w[:n] for w in words for n in range(1, min(len(w), SHORT_PREFIX) + 1)}:
+                d.add_text(f"{field}_pfx", p)
+    for g in dict.fromkeys(genre_key(g) for g in doc.genres):
+        if g:
+            d.add_text("genre", g)
+    if doc.owner_id:
+        d.add_text("owner", doc.owner_id)
+    d.add_unsigned("public", 1 if doc.public else 0)
+    if doc.year is not None:
+        d.add_integer("year", doc.year)
+    d.add_unsigned("popularity", max(doc.popularity, 0))
+    return d
+
+
+# Query building ------------------------------------------------------------------------------
+
+
+def _term_query(field: Field, term: Term) -> Any:
+    """Exact, prefix and typo variants of one word in one field, weighted like the reference."""
+    weight = FIELD_WEIGHTS[field]
+    variants = [(tantivy.Occur.Should, tantivy.Query.boost_query(_exact(field, term.text), weight))]
+    if term.prefix:
+        names = field in FUZZY_FIELDS
+        q = None
+        if names and len(term.text) <= SHORT_PREFIX:
+            q = _exact(f"{field}_pfx", term.text)
+        elif names or len(term.text) > SHORT_PREFIX:
+            q = tantivy.Query.fuzzy_term_query(SCHEMA, field, term.text, distance=0, prefix=True)
+        if q is not None:
+            variants.append((tantivy.Occur.Should, tantivy.Query.boost_query(q, weight * PREFIX_FACTOR)))
+    if term.edits and field in FUZZY_FIELDS:
+        q = tantivy.Query.fuzzy_term_query(
+            SCHEMA, field, term.text, distance=term.edits, transposition_cost_one=True, prefix=term.prefix
+        )
+        variants.append((tantivy.Occur.Should, tantivy.Query.boost_query(q, weight * FUZZY_FACTOR)))
+    return variants[0][1] if len(variants) == 1 else tantivy.Query.boolean_query(variants)
+
+
+def _exact(field: str, text: str) -> Any:
+    return tantivy.Query.term_query(SCHEMA, field, text)
+
+
+def _phrase_query(field: Field, terms: Sequence[Term]) -> Any:
+    words: list[str | tuple[int, str]] = [t.text for t in terms]
+    weight = FIELD_WEIGHTS[field]
+    if not terms[-1].prefix:
+        return tantivy.Query.boost_query(tantivy.Query.phrase_query(SCHEMA, field, words), weight)
+    # A phrase still being typed: the words before the last as a phrase, the last as a prefix in
+    # the same field. A superset of the real matches; the re-ranking drops the others.
+    parts = [(tantivy.Occur.Must, _term_query(field, Term(terms[-1].text, prefix=True)))]
+    if len(words) > 2:
+        parts.append((tantivy.Occur.Must, tantivy.Query.phrase_query(SCHEMA, field, words[:-1])))
+    elif len(words) == 2:
+        parts.append((tantivy.Occur.Must, _exact(field, terms[0].text)))
+    return tantivy.Query.boost_query(tantivy.Query.boolean_query(parts), weight)
+
+
+def _must_query(must: Must) -> Any:
+    if must.phrase:
+        alternatives = [_phrase_query(f, must.terms) for f in must.fields]
+    else:
+        alternatives = [_term_query(f, must.terms[0]) for f in must.fields]
+    if len(alternatives) == 1:
+        return alternatives[0]
+    return tantivy.Query.boolean_query([(tantivy.Occur.Should, a) for a in alternatives])
+
+
+_KINDS = ("track", "album", "artist", "playlist")
+_OTHER_KINDS = {k: [o for o in _KINDS if o != k] for k in _KINDS}
+
+
+def _filters(query: IndexQuery) -> list[tuple[Any, Any]]:
+    """Conditions that restrict without scoring. Written as exclusions where the excluded set is
+    the small one: intersecting with "is a track" or "is public" (most documents) costs as much
+    as the search itself, excluding the few others costs little."""
+    out: list[tuple[Any, Any]] = []
+    if query.kind == "track":
+        others = [(tantivy.Occur.Should, _exact("kind", k)) for k in _OTHER_KINDS["track"]]
+        out.append((tantivy.Occur.MustNot, tantivy.Query.boolean_query(others)))
+    else:
+        out.append((tantivy.Occur.Must, _exact("kind", query.kind)))
+    hidden: Any = _exact("public", 0)  # type: ignore[arg-type]
+    if query.viewer_id:  # private, and not the viewer's own
+        hidden = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, hidden), (tantivy.Occur.MustNot, _exact("owner", query.viewer_id))]
+        )
+    out.append((tantivy.Occur.MustNot, hidden))
+    out += [(tantivy.Occur.Must, _exact("genre", g)) for g in query.genres]
+    if query.years:
+        out.append(
+            (
+                tantivy.Occur.Must,
+                tantivy.Query.range_query(
+                    SCHEMA, "year", tantivy.FieldType.Integer, query.years[0], query.years[1]
+                ),
+            )
+        )
+    return [(occur, tantivy.Query.const_score_query(q, 0.0)) for occur, q in out]
+
+
+def _tantivy_query(query: IndexQuery) -> Any:
+    clauses = [(tantivy.Occur.Must, _must_query(m)) for m in query.must]
+    clauses += _filters(query)
+    if all(occur == tantivy.Occur.MustNot for occur, _ in clauses):
+        clauses.append((tantivy.Occur.Must, tantivy.Query.all_query()))
+    return tantivy.Query.boolean_query(clauses)
+
+
+# The index -----------------------------------------------------------------------------------
+
+
+def _short_prefix_only(query: IndexQuery) -> bool:
+    """One or two letters typed and nothing else: such a query matches most of the catalog (all
+    of it must be counted and ranked, tens of ms), and there are only ~1,300 of them, asked
+    over and over (every search starts with one). Their answers are cached for SHORT_CACHE_S."""
+    return (
+        len(query.must) == 1
+        and not query.must[0].phrase
+        and (query.must[0].terms[0].prefix and len(query.must[0].terms[0].text) <= 2)
+    )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(text)
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _new_name(prefix: str) -> str:
+    return f"{prefix}-{time.time_ns()}-{os.getpid()}"
+
+
+class TantivySearchIndex:
+    def __init__(self, root: Path, *, reload_s: float = 0.1) -> None:
+        self.root = root
+        self.reload_s = reload_s
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._lead_fd: int | None = None
+        self._writer: Any = None
+        self._writer_gen: str | None = None
+        self._gen: str | None = None
+        self._index: Any = None
+        self._checked = 0.0
+        self._current_stat: tuple[int, int] | None = None
+        self._short_cache: dict[tuple[IndexQuery, int, int], tuple[float, Hits]] = {}
+        self._ensure_generation()
+
+    # Generations ---------------------------------------------------------------------------
+    def _usable(self) -> bool:
+        """CURRENT names a generation written with this version's schema."""
+        try:
+            name = (self.root / "CURRENT").read_text().strip()
+            return (self.root / name / "schema").read_text().strip() == SCHEMA_VERSION
+        except OSError:
+            return False
+
+    def _ensure_generation(self) -> None:
+        """Starts an empty generation when there is none, or when the live one was written by a
+        version with another schema (an upgrade): the indexer then rebuilds it from the database."""
+        if self._usable():
+            return
+        with (self.root / "init.lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            if self._usable():
+                return
+            name = _new_name("gen")
+            tantivy.Index(SCHEMA, path=str(self._mkdir(name)))
+            _write_atomically(self.root / name / "seq", "0")
+            _write_atomically(self.root / name / "schema", SCHEMA_VERSION)
+            _write_atomically(self.root / "CURRENT", name)
+
+    def _mkdir(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir()
+        return path
+
+    def _refresh(self, *, force: bool = False) -> Any:
+        """The live generation's index, reopened when CURRENT moved and reloaded at most every
+        `reload_s` (commits made by another process become visible)."""
+        now = time.monotonic()
+        if not force and self._index is not None and now - self._checked < self.reload_s:
+            return self._index
+        with self._lock:
+            current = self.root / "CURRENT"
+            st = current.stat()
+            stamp = (st.st_ino, st.st_mtime_ns)
+            if self._index is None or stamp != self._current_stat:
+                name = current.read_text().strip()
+                if name != self._gen or self._index is None:
+                    index = tantivy.Index.open(str(self.root / name))
+                    index.config_reader(reload_policy="Manual")
+                    self._index, self._gen = index, name
+                self._current_stat = stamp
+            else:
+                self._index.reload()
+            self._checked = now
+            return self._index
+
+    # Reading -------------------------------------------------------------------------------
+    def search(self, query: IndexQuery, *, limit: int, offset: int) -> Hits:
+        short = _short_prefix_only(query)
+        if short:
+            key = (query, limit, offset)
+            hit = self._short_cache.get(key)
+            if hit is not None and time.monotonic() - hit[0] < SHORT_CACHE_S:
+                return hit[1]
+        try:
+            hits = self._search(query, limit=limit, offset=offset)
+            if short:
+                if len(self._short_cache) > 4096:
+                    self._short_cache.clear()
+                self._short_cache[key] = (time.monotonic(), hits)
+            return hits
+        except SearchUnavailable:
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # a missing or corrupt index, an engine error; a Rust panic
+            # arrives as pyo3's PanicException, which derives from BaseException
+            raise SearchUnavailable(f"tantivy: {type(exc).__name__}: {exc}") from exc
+
+    def _search(self, query: IndexQuery, *, limit: int, offset: int) -> Hits:
+        searcher = self._refresh().searcher()
+        q = _tantivy_query(query)
+        if not query.must:
+            found = searcher.search(q, limit=max(limit, 1), offset=offset, order_by_field="popularity")
+            addrs = [a for _, a in found.hits][:limit]
+            pops = searcher.fast_field_values("popularity", addrs) if addrs else []
+            ids = [searcher.doc(a).get_first("id") for a in addrs]
+            return Hits(ids, [blend(1.0, p or 0) for p in pops], found.count)
+        end = offset + limit
+        window = min(MAX_WINDOW, max(WINDOW_TIER, -(-end // WINDOW_TIER) * WINDOW_TIER))
+        found = searcher.search(q, limit=window, weight_by_field="popularity")
+        scored: list[tuple[float, str]] = []
+        fields = {f for m in query.must for f in m.fields}
+        memos: list[dict[str, float]] = [{} for _ in query.must]
+        for _, addr in found.hits:
+            doc = searcher.doc(addr)
+            words = {f: (doc.get_first(f) or "").split() for f in fields}
+            text = text_score(query.must, words, memos)
+            if text:
+                scored.append((blend(text, int(doc.get_first("popularity") or 0)), doc.get_first("id")))
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        dropped = len(found.hits) - len(scored)  # candidates tantivy over-approximated
+        page = scored[offset:end]
+        return Hits([i for _, i in page], [s for s, _ in page], max(found.count - dropped, len(scored)))
+
+    def count(self, kind: Kind) -> int:
+        searcher = self._refresh(force=True).searcher()
+        return int(searcher.search(_exact("kind", kind), limit=1).count)
+
+    # Writing (the leader only) ---------------------------------------------------------------
+    def try_lead(self) -> bool:
+        with self._lock:
+            if self._lead_fd is not None:
+                return True
+            fd = os.open(self.root / "leader.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            self._lead_fd = fd
+            return True
+
+    def _live_writer(self) -> Any:
+        if self._lead_fd is None and not self.try_lead():
+            raise SearchUnavailable("another process writes this search index (it holds leader.lock)")
+        index = self._refresh(force=True)
+        if self._writer is None or self._writer_gen != self._gen:
+            self._drop_writer()
+            self._writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
+            self._writer_gen = self._gen
+        return self._writer
+
+    def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.rollback()  # nothing uncommitted survives a generation switch anyway
+                writer.wait_merging_threads()
+            except ValueError:
+                pass  # its generation was replaced and deleted underneath it
+
+    def upsert(self, docs: Sequence[SearchDoc]) -> None:
+        with self._lock:
+            writer = self._live_writer()
+            for doc in docs:
+                writer.delete_documents_by_term("key", f"{doc.kind}:{doc.id}")
+                writer.add_document(_document(doc))
+
+    def delete(self, keys: Iterable[tuple[Kind, str]]) -> None:
+        with self._lock:
+            writer = self._live_writer()
+            for kind, id_ in keys:
+                writer.delete_documents_by_term("key", f"{kind}:{id_}")
+
+    def commit(self, seq: int) -> None:
+        with self._lock:
+            writer_gen = self._writer_gen
+            writer = self._live_writer()
+            if writer_gen is not None and writer_gen != self._writer_gen:
+                # A rebuild swapped generations after these changes were written to the old one:
+                # they are gone with it, so the caller must replay them (from the new `seq`).
+                raise SearchUnavailable("the index was rebuilt meanwhile; replay from applied_seq()")
+            writer.commit()
+            assert self._gen is not None
+            _write_atomically(self.root / self._gen / "seq", str(seq))
+            self._short_cache.clear()
+            self._refresh(force=True).reload()
+
+    def applied_seq(self) -> int:
+        self._refresh()
+        try:
+            return int((self.root / str(self._gen) / "seq").read_text() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def rebuild(self) -> _TantivyBuilder:
+        return _TantivyBuilder(self)
+
+    def _switch_to(self, build: Path, seq: int) -> None:
+        name = _new_name("gen")
+        _write_atomically(build / "seq", str(seq))
+        _write_atomically(build / "schema", SCHEMA_VERSION)
+        os.replace(build, self.root / name)
+        with self._lock:
+            old = (self.root / "CURRENT").read_text().strip()
+            _write_atomically(self.root / "CURRENT", name)
+            if self._writer_gen == old:
+                self._drop_writer()
+            self._refresh(force=True)
+        # Processes that still search the old generation keep their open files (POSIX unlink
+        # semantics) until they notice CURRENT moved, at most reload_s later.
+        for path in self.root.glob("gen-*"):
+            if path.name != name:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_writer()
+            if self._lead_fd is not None:
+                os.close(self._lead_fd)
+                self._lead_fd = None
+            self._index = None
+
+
+class _TantivyBuilder:
+    def __init__(self, index: TantivySearchIndex) -> None:
+        self._owner = index
+        self._path = index._mkdir(_new_name("build"))
+        self._index = tantivy.Index(SCHEMA, path=str(self._path))
+        self._writer = self._index.writer(heap_size=BUILD_HEAP, num_threads=min(4, os.cpu_count() or 1))
+
+    def add(self, docs: Sequence[SearchDoc]) -> None:
+        for doc in docs:
+            self._writer.add_document(_document(doc))
+
+    def finish(self, seq: int) -> None:
+        self._writer.commit()
+        self._writer.wait_merging_threads()
+        self._owner._switch_to(self._path, seq)
+
+    def abort(self) -> None:
+        try:
+            self._writer.rollback()
+            self._writer.wait_merging_threads()
+        finally:
+            shutil.rmtree(self._path, ignore_errors=True)
