@@ -15,6 +15,9 @@ BENCHES = [
     ["import_files.py", "--files", "10000"],
     ["api_tracks.py", "--tracks", "100000", "--workers", "1"],
     ["api_tracks.py", "--tracks", "100000", "--workers", "2"],
+    ["search_engines.py", "--n", "1000000", "--engines", "tantivy"],
+    ["search_freshness.py"],
+    ["search_api.py", "--tracks", "100000"],
 ]
 
 

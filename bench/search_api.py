@@ -48,13 +48,20 @@ from tonearm.kernel.db import make_engine
 from tonearm.kernel.ids import new_id
 from tonearm.ports.search import SearchDoc
 
+# Each wrk thread walks the requests in its own order (by `tid`), as independent listeners would:
+# threads that walked the same order would ask each query twice in a row, flattering the cache.
 LUA = """
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
 local paths = {}
 for line in io.lines("%(paths)s") do paths[#paths + 1] = line end
 local n = 0
 request = function()
   n = n + 1
-  return wrk.format("GET", paths[(n * 7919 + %(offset)d) %% #paths + 1])
+  return wrk.format("GET", paths[(n * 7919 + %(offset)d + tid * 104729) %% #paths + 1])
 end
 %(delay)s
 """
@@ -230,14 +237,19 @@ def main() -> None:
     print(f"load: {len(typed)} as-you-type requests, e.g. {typed[:6]}")
     for ttl in args.cache_ttl.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
-            with Server({**env, "TONEARM_SEARCH_CACHE_TTL_S": ttl}, workers=workers) as srv:
-                sample = httpx.get(f"{srv.base}/v1/search", params={"q": "a", "type": "track"}).json()
-                assert "tracks" in sample, sample
-                wrk(srv.base, loads[0][1], connections=16, seconds=3, offset=0)  # warm up
-                for label, paths in loads:
+            for label, paths in loads:
+                # A fresh server per load: one load's answers must not warm the next one's cache.
+                with Server({**env, "TONEARM_SEARCH_CACHE_TTL_S": ttl}, workers=workers) as srv:
+                    sample = httpx.get(f"{srv.base}/v1/search", params={"q": "a", "type": "track"}).json()
+                    assert "tracks" in sample, sample
+                    wrk(srv.base, paths, connections=16, seconds=3, offset=0)  # warm up
+                    before = answered_by(srv.base)
                     sat = parse(
                         wrk(srv.base, paths, connections=args.connections, seconds=args.seconds, offset=1)
                     )
+                    after = answered_by(srv.base)
+                    asked = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+                    reused = asked.get("cache", 0) / max(sum(asked.values()), 1)
                     # Latency at a sustainable load, half the saturated rate: each of 16 connections
                     # waits 16 / rate seconds between requests.
                     rate = max(float(sat["rps"]) / 2, 1.0)
@@ -253,10 +265,22 @@ def main() -> None:
                     )
                     print(
                         f"cache {ttl:>3s} s, {workers} worker(s), {label:24s}: {float(sat['rps']):6.0f} q/s "
-                        f"(p50 {sat['p50']}, p99 {sat['p99']}, non-2xx {sat['non2xx']}); "
+                        f"(p50 {sat['p50']}, p99 {sat['p99']}, non-2xx {sat['non2xx']}, "
+                        f"{reused:.0%} of index queries answered from the cache"
+                        f"{' in the process /metrics reached' if workers > 1 else ''}); "
                         f"at ~{float(fixed['rps']):.0f} q/s: p50 {fixed['p50']}, p99 {fixed['p99']}",
                         flush=True,
                     )
+
+
+def answered_by(base: str) -> dict[str, float]:
+    """tonearm_search_queries_total by backend (index, database, cache), of the process that answers."""
+    out: dict[str, float] = {}
+    for line in httpx.get(f"{base}/metrics", timeout=60).text.splitlines():
+        m = re.match(r'tonearm_search_queries_total\{backend="(\w+)"\} ([\d.e+]+)', line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
 
 
 if __name__ == "__main__":

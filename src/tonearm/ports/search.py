@@ -206,6 +206,13 @@ class SearchIndex(Protocol):
         """The `seq` of the last commit or finished rebuild; 0 for a new, empty index."""
         ...
 
+    def version(self) -> object:
+        """MUST return a hashable token that changes whenever what this process's searches see
+        may have changed (a commit, a rebuild, in any process), no later than searches see the
+        change; cheap enough to ask before every search. Answers are cached by it: while it
+        stays equal, an answer given under it is still right."""
+        ...
+
     def rebuild(self) -> IndexBuilder:
         """A builder for a complete new index, while this one keeps answering searches."""
         ...

@@ -4,6 +4,8 @@ response shape, paging links, validation of every bad input, private uploads, su
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from tests.helpers import make_settings, make_tone
 from tonearm.bootstrap import Container, bootstrap
+from tonearm.domains.search.service import GENRES_TTL_S
 from tonearm.domains.catalog.tables import (
     albums,
     image_variants,
@@ -362,3 +366,77 @@ def test_suggest_mixes_kinds_and_genres(client: TestClient, container: Container
 def test_openapi_documents_search(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert "/v1/search" in paths and "/v1/search/suggest" in paths
+
+
+def test_cached_answers_follow_changes_made_by_another_process(tmp_path: Path, db_url: str) -> None:
+    """Answers are reused while the index is unchanged, however long: a server process (here `b`)
+    asks its index for a repeated query once, and still sees what the indexing process (`a`)
+    commits as soon as its reader does, not a cache lifetime later."""
+    settings = make_settings(tmp_path, db_url, search_url=SEARCH_URL, search_cache_ttl_s=3600)
+    a, b = bootstrap(settings), bootstrap(settings)
+    try:
+        ids = seed(a)
+        before = metrics_value("tonearm_search_queries_total", backend="cache")
+
+        def titles() -> list[str]:
+            body = b.search.search("bohemian", ["track"], limit=10, offset=0, viewer_id=None)
+            return names(body["tracks"])
+
+        first = titles()
+        assert first[0] == "Bohemian Rhapsody"
+        assert titles() == first  # asked again: the recent answer, not the index
+        assert metrics_value("tonearm_search_queries_total", backend="cache") == before + 1
+
+        with a.db.write() as conn:
+            conn.execute(
+                sa.update(tracks).where(tracks.c.id == ids.tracks["Bohemian Rhapsody"]).values(title="Gone")
+            )
+            a.catalog.tracks_changed(conn, [ids.tracks["Bohemian Rhapsody"]])
+        assert a.indexer.run_once() > 0
+        deadline = time.monotonic() + 10  # a hang guard: b's reader reloads every 0.1 s
+        while "Bohemian Rhapsody" in titles():
+            assert time.monotonic() < deadline, titles()
+            time.sleep(0.02)
+    finally:
+        a.close()
+        b.close()
+
+
+def metrics_value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_one_thread_reloads_the_genres_while_the_others_use_the_old_list(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every suggestion matches genres; reloading them is an aggregate over the catalog. When the
+    list is due, one thread reloads it and the rest answer from the old list meanwhile, instead
+    of all of them running the aggregate at once (which stalled suggestions for seconds)."""
+    seed(container)
+    service = container.search
+    before = service.genres()
+    assert before
+    entered, release, calls = threading.Event(), threading.Event(), []
+    load = container.catalog.genres
+
+    def slow_load() -> list[dict[str, Any]]:
+        calls.append(1)
+        entered.set()
+        assert release.wait(10)
+        return load()
+
+    monkeypatch.setattr(container.catalog, "genres", slow_load)
+    at, keyed = service._genres
+    service._genres = (at - GENRES_TTL_S - 1, keyed)  # due
+    reloading = threading.Thread(target=service.genres)
+    reloading.start()
+    try:
+        assert entered.wait(10)
+        assert service.genres() == before  # at once, from the old list
+        body = service.suggest("roc", viewer_id=None)
+        assert [g["name"] for g in body["genres"]] == ["Rock", "Indie Rock"]
+        assert calls == [1]  # nobody else ran the aggregate
+    finally:
+        release.set()
+        reloading.join(10)
+    assert service.clock.monotonic() - service._genres[0] < GENRES_TTL_S  # reloaded

@@ -66,3 +66,43 @@ def test_an_index_of_an_older_schema_starts_over(tmp_path: Path) -> None:
         assert ids(upgraded, "harbour ") == []
     finally:
         upgraded.close()
+
+
+def test_processes_with_different_hash_seeds_read_each_others_index(tmp_path: Path) -> None:
+    """Queries name fields by number in the searching process's schema: a process started with
+    another PYTHONHASHSEED must number them like the one that wrote the index."""
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from pathlib import Path
+from tonearm.adapters.search.tantivy import TantivySearchIndex
+from tonearm.domains.search.query import parse
+from tonearm.ports.search import SearchDoc
+index = TantivySearchIndex(Path(sys.argv[1]))
+if sys.argv[2] == "write":
+    index.upsert([SearchDoc("track", "t", "Nocturne", artists=("Zed Ensemble",), album="Quiet Hours")])
+    index.commit(1)
+# Two-letter prefixes (the *_pfx fields), each asked of its own field and of another one.
+for q in ("artist:ze", "album:qu", "track:no", "artist:qu", "album:no", "track:ze"):
+    print(q, index.search(parse(q).for_kind("track", None), limit=5, offset=0).ids)
+"""
+    outputs = []
+    for seed, mode in (("1", "write"), ("2", "read"), ("3", "read"), ("4", "read")):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path), mode], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs[0].splitlines() == [
+        "artist:ze ['t']",
+        "album:qu ['t']",
+        "track:no ['t']",
+        "artist:qu []",
+        "album:no []",
+        "track:ze []",
+    ]
+    assert outputs[1:] == outputs[:1] * 3

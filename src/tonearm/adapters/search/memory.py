@@ -42,6 +42,7 @@ class MemorySearchIndex:
         self._docs: dict[tuple[Kind, str], _Entry] = {}
         self._pending: dict[tuple[Kind, str], _Entry | None] = {}
         self._seq = 0
+        self._version = 0  # commits and rebuilds so far
         self._lock = threading.Lock()
         self.broken = False  # tests flip it to play an outage
 
@@ -91,9 +92,13 @@ class MemorySearchIndex:
                     self._docs[key] = entry
             self._pending.clear()
             self._seq = seq
+            self._version += 1
 
     def applied_seq(self) -> int:
         return self._seq
+
+    def version(self) -> object:
+        return self._version
 
     def rebuild(self) -> _MemoryBuilder:
         return _MemoryBuilder(self)
@@ -119,6 +124,7 @@ class _MemoryBuilder:
             self._index._docs = self._docs
             self._index._pending.clear()
             self._index._seq = seq
+            self._index._version += 1
 
     def abort(self) -> None:
         self._docs = {}

@@ -54,13 +54,18 @@ from tonearm.ports.search import (
     tokens,
 )
 
-WINDOW_TIER = 100  # candidates re-ranked: the page's end rounded up to a multiple of this
+WINDOW_TIER = 50  # candidates re-ranked: the page's end rounded up to a multiple of this
 MAX_WINDOW = 1200
-SCHEMA_VERSION = "2"  # bump when SCHEMA changes: older generations are then rebuilt
-SHORT_CACHE_S = 10.0  # how stale the answer to a one- or two-letter query may be
+SCHEMA_VERSION = "4"  # bump when SCHEMA changes: older generations are then rebuilt
 WRITER_HEAP = 64 * 1024 * 1024
-BUILD_HEAP = 256 * 1024 * 1024
+# A rebuild writes with one thread and a budget large enough that 1,000,000 tracks make one
+# segment: searching one segment is ~1.5x faster than four. Memory is taken as needed (a small
+# catalog takes little); 1,000,000 tracks peak at ~2 GB while building (docs/benchmarks.md).
+BUILD_HEAP = 3 * 1024**3
 _STORED = ("id", *FIELDS)
+# In FIELDS' order, never a set's: queries name fields by their number in this process's SCHEMA,
+# so every process must number them alike (a frozenset's order changes with PYTHONHASHSEED).
+_PREFIXED = tuple(f for f in FIELDS if f in FUZZY_FIELDS)
 
 
 def _schema() -> Any:
@@ -72,7 +77,7 @@ def _schema() -> Any:
         # Text arrives as tokens() joined by spaces: the whitespace tokenizer keeps every word
         # exactly as the port made it, so both sides of a match agree.
         b.add_text_field(field, stored=True, tokenizer_name="whitespace", index_option="position")
-    for field in FUZZY_FIELDS:
+    for field in _PREFIXED:
         # The first 1..SHORT_PREFIX letters of every word: the word being typed, while it is that
         # short, is one term lookup instead of a union of thousands of words.
         b.add_text_field(f"{field}_pfx", stored=False, tokenizer_name="raw", index_option="basic")
@@ -81,6 +86,9 @@ def _schema() -> Any:
     b.add_unsigned_field("public", indexed=True, fast=False)
     b.add_integer_field("year", indexed=True, fast=True)
     b.add_unsigned_field("popularity", stored=True, fast=True)
+    # blend()'s popularity factor in the form weight_by_field applies (score * log2(2 + value)),
+    # so that tantivy picks the candidates by the same trade of relevance against plays.
+    b.add_float_field("boost", stored=False, fast=True)
     return b.build()
 
 
@@ -107,6 +115,7 @@ def _document(doc: SearchDoc) -> Any:
     if doc.year is not None:
         d.add_integer("year", doc.year)
     d.add_unsigned("popularity", max(doc.popularity, 0))
+    d.add_float("boost", 2.0 ** blend(1.0, doc.popularity) - 2.0)
     return d
 
 
@@ -117,8 +126,9 @@ def _term_query(field: Field, term: Term) -> Any:
     """Exact, prefix and typo variants of one word in one field, weighted like the reference."""
     weight = FIELD_WEIGHTS[field]
     variants = [(tantivy.Occur.Should, tantivy.Query.boost_query(_exact(field, term.text), weight))]
-    if term.prefix:
-        names = field in FUZZY_FIELDS
+    names = field in FUZZY_FIELDS
+    typos = bool(term.edits and names)
+    if term.prefix and not typos:
         q = None
         if names and len(term.text) <= SHORT_PREFIX:
             q = _exact(f"{field}_pfx", term.text)
@@ -126,11 +136,15 @@ def _term_query(field: Field, term: Term) -> Any:
             q = tantivy.Query.fuzzy_term_query(SCHEMA, field, term.text, distance=0, prefix=True)
         if q is not None:
             variants.append((tantivy.Occur.Should, tantivy.Query.boost_query(q, weight * PREFIX_FACTOR)))
-    if term.edits and field in FUZZY_FIELDS:
+    if typos:
+        # With `prefix`, this one also finds what the prefix variant would (a superset), so that
+        # one is left out: the union is walked once, not twice. Its candidates count as prefix
+        # matches here; the re-ranking tells the typos apart.
         q = tantivy.Query.fuzzy_term_query(
             SCHEMA, field, term.text, distance=term.edits, transposition_cost_one=True, prefix=term.prefix
         )
-        variants.append((tantivy.Occur.Should, tantivy.Query.boost_query(q, weight * FUZZY_FACTOR)))
+        factor = PREFIX_FACTOR if term.prefix else FUZZY_FACTOR
+        variants.append((tantivy.Occur.Should, tantivy.Query.boost_query(q, weight * factor)))
     return variants[0][1] if len(variants) == 1 else tantivy.Query.boolean_query(variants)
 
 
@@ -210,7 +224,8 @@ def _tantivy_query(query: IndexQuery) -> Any:
 def _short_prefix_only(query: IndexQuery) -> bool:
     """One or two letters typed and nothing else: such a query matches most of the catalog (all
     of it must be counted and ranked, tens of ms), and there are only ~1,300 of them, asked
-    over and over (every search starts with one). Their answers are cached for SHORT_CACHE_S."""
+    over and over (every search starts with one). Their answers are kept until the index changes
+    (`version()`)."""
     return (
         len(query.must) == 1
         and not query.must[0].phrase
@@ -240,10 +255,11 @@ class TantivySearchIndex:
         self._writer: Any = None
         self._writer_gen: str | None = None
         self._gen: str | None = None
+        self._seen: tuple[str | None, int, int, int] = (None, 0, 0, 0)  # version(): _commit_stamp()
         self._index: Any = None
         self._checked = 0.0
         self._current_stat: tuple[int, int] | None = None
-        self._short_cache: dict[tuple[IndexQuery, int, int], tuple[float, Hits]] = {}
+        self._short_cache: dict[tuple[IndexQuery, int, int, object], Hits] = {}
         self._ensure_generation()
 
     # Generations ---------------------------------------------------------------------------
@@ -288,29 +304,51 @@ class TantivySearchIndex:
             if self._index is None or stamp != self._current_stat:
                 name = current.read_text().strip()
                 if name != self._gen or self._index is None:
+                    seen = self._commit_stamp(name)
                     index = tantivy.Index.open(str(self.root / name))
                     index.config_reader(reload_policy="Manual")
-                    self._index, self._gen = index, name
+                    self._index, self._gen, self._seen = index, name, seen
                 self._current_stat = stamp
             else:
+                # Read before the reload (the leader replaces `seq` after each commit), published
+                # after it: whoever sees a version searches contents at least that new.
+                seen = self._commit_stamp(self._gen)
                 self._index.reload()
+                self._seen = seen
             self._checked = now
             return self._index
 
+    def _commit_stamp(self, name: str | None) -> tuple[str | None, int, int, int]:
+        """Which commit of a generation its `seq` file marks: the seq it records, and as every
+        commit replaces the file, its inode and time too (a commit may record a seq again)."""
+        path = self.root / str(name) / "seq"
+        try:
+            st = path.stat()
+            return (name, self._read_seq(name), st.st_ino, st.st_mtime_ns)
+        except FileNotFoundError:
+            return (name, 0, 0, 0)
+
+    def _read_seq(self, name: str | None) -> int:
+        try:
+            return int((self.root / str(name) / "seq").read_text() or 0)
+        except FileNotFoundError:
+            return 0
+
     # Reading -------------------------------------------------------------------------------
     def search(self, query: IndexQuery, *, limit: int, offset: int) -> Hits:
-        short = _short_prefix_only(query)
-        if short:
-            key = (query, limit, offset)
-            hit = self._short_cache.get(key)
-            if hit is not None and time.monotonic() - hit[0] < SHORT_CACHE_S:
-                return hit[1]
         try:
+            short = _short_prefix_only(query)
+            if short:
+                self._refresh()
+                key = (query, limit, offset, self._seen)
+                hit = self._short_cache.get(key)
+                if hit is not None:
+                    return hit
             hits = self._search(query, limit=limit, offset=offset)
             if short:
                 if len(self._short_cache) > 4096:
                     self._short_cache.clear()
-                self._short_cache[key] = (time.monotonic(), hits)
+                self._short_cache[key] = hits
             return hits
         except SearchUnavailable:
             raise
@@ -331,7 +369,7 @@ class TantivySearchIndex:
             return Hits(ids, [blend(1.0, p or 0) for p in pops], found.count)
         end = offset + limit
         window = min(MAX_WINDOW, max(WINDOW_TIER, -(-end // WINDOW_TIER) * WINDOW_TIER))
-        found = searcher.search(q, limit=window, weight_by_field="popularity")
+        found = searcher.search(q, limit=window, weight_by_field="boost")
         scored: list[tuple[float, str]] = []
         fields = {f for m in query.must for f in m.fields}
         memos: list[dict[str, float]] = [{} for _ in query.must]
@@ -407,15 +445,16 @@ class TantivySearchIndex:
             writer.commit()
             assert self._gen is not None
             _write_atomically(self.root / self._gen / "seq", str(seq))
-            self._short_cache.clear()
             self._refresh(force=True).reload()
 
     def applied_seq(self) -> int:
         self._refresh()
-        try:
-            return int((self.root / str(self._gen) / "seq").read_text() or 0)
-        except FileNotFoundError:
-            return 0
+        return self._read_seq(self._gen)
+
+    def version(self) -> object:
+        """The live generation and the last commit its reader reflects (at most reload_s old)."""
+        self._refresh()
+        return self._seen
 
     def rebuild(self) -> _TantivyBuilder:
         return _TantivyBuilder(self)
@@ -451,7 +490,7 @@ class _TantivyBuilder:
         self._owner = index
         self._path = index._mkdir(_new_name("build"))
         self._index = tantivy.Index(SCHEMA, path=str(self._path))
-        self._writer = self._index.writer(heap_size=BUILD_HEAP, num_threads=min(4, os.cpu_count() or 1))
+        self._writer = self._index.writer(heap_size=BUILD_HEAP, num_threads=1)
 
     def add(self, docs: Sequence[SearchDoc]) -> None:
         for doc in docs:

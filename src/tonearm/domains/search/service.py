@@ -6,7 +6,8 @@ index call that fails or is slower than `slow_ms` counts as a failure and is ans
 catalog's tables instead (`catalog/search_sql.py`: the same results without typo tolerance,
 ranked by plays); after `failures` in a row the breaker opens and every search goes to the
 database until, `reset_s` later, one search probes the index and closes it again. The breaker is
-per process, and so is a short-lived cache of recent answers (`cache_ttl_s`). See docs/search.md.
+per process, and so is a cache of recent answers: the index's stay valid until the index changes
+(its `version()`), the database's for `cache_ttl_s`. See docs/search.md.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ Backend = Literal["index", "database"]
 BREAKER_OPEN = Gauge("tonearm_search_breaker_open", "1 while searches are answered from the database")
 FAILOVERS = Counter("tonearm_search_failovers_total", "Times the search breaker opened (index -> database)")
 QUERIES = Counter(
-    "tonearm_search_queries_total", "Search queries by who answered (one per result type)", ["backend"]
+    "tonearm_search_queries_total",
+    "Search queries by who answered: index, database, or cache (a recent answer still current)",
+    ["backend"],
 )
 LATENCY = Histogram(
     "tonearm_search_query_seconds",
@@ -44,7 +47,7 @@ LATENCY = Histogram(
     ["backend"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-_QUERIES = {b: QUERIES.labels(b) for b in ("index", "database")}
+_QUERIES = {b: QUERIES.labels(b) for b in ("index", "database", "cache")}
 _LATENCY = {b: LATENCY.labels(b) for b in ("index", "database")}
 
 # Spotify's result types. Tonearm has no podcasts or audiobooks: asking for them is valid and
@@ -57,6 +60,16 @@ DEFAULT_LIMIT = 20
 SUGGEST_KINDS: tuple[Kind, ...] = ("track", "artist", "album")
 MAX_SUGGEST = 20
 GENRES_TTL_S = 60.0
+INDEX_ANSWER_MAX_AGE_S = 300.0
+_UNKNOWN = object()  # the version of an index that cannot say
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    hits: Hits
+    backend: Backend
+    version: object  # the index's version() when it was asked
+    at: float  # time.monotonic()
 
 
 class NeedsThread(Exception):
@@ -144,11 +157,14 @@ class SearchService:
         }
         # The catalog's genres, most tracks first, with their genre_key()s: (loaded at, list).
         self._genres: tuple[float, list[tuple[str, dict[str, Any]]]] = (-1e18, [])
+        self._genres_lock = threading.Lock()
         # Recent answers (ids and totals, not objects) by query: typing is bursty and repetitive
-        # ("s", "so", "son" from many listeners at once), and an answer at most `cache_ttl_s`
-        # older than the index is as good. A change made in this process clears it at once.
-        self._recent: TTLCache[tuple[IndexQuery, int, int], tuple[Hits, Backend]] | None = (
-            TTLCache(cache_size, cache_ttl_s) if cache_ttl_s > 0 else None
+        # ("s", "so", "son" from many listeners at once). An answer of the index stays good
+        # while the index's version() is unchanged (up to INDEX_ANSWER_MAX_AGE_S); one of the
+        # database for `cache_ttl_s`. A change made in this process clears them all at once.
+        self.cache_ttl_s = cache_ttl_s
+        self._recent: TTLCache[tuple[IndexQuery, int, int], _Answer] | None = (
+            TTLCache(cache_size, max(cache_ttl_s, INDEX_ANSWER_MAX_AGE_S)) if cache_ttl_s > 0 else None
         )
         catalog.on_invalidate(self._forget_recent)
         BREAKER_OPEN.set(0)
@@ -241,12 +257,28 @@ class SearchService:
         """The index's answer while it is healthy, else the database's; a recent one if any."""
         if self._recent is None:
             return self._answer(query, limit=limit, offset=offset, use_index=use_index, may_block=may_block)
+        try:
+            version = self.index.version()
+        except BaseException as exc:  # a broken index: no answer of it is known to be current
+            if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+                raise
+            version = _UNKNOWN
         key = (query, limit, offset)
         found = self._recent.get(key)
-        if found is None:
-            found = self._answer(query, limit=limit, offset=offset, use_index=use_index, may_block=may_block)
-            self._recent.put(key, found)
-        return found
+        if found is not None:
+            fresh = (
+                found.version == version
+                if found.backend == "index" and version is not _UNKNOWN
+                else time.monotonic() - found.at < self.cache_ttl_s
+            )
+            if fresh:
+                _QUERIES["cache"].inc()
+                return found.hits, found.backend
+        hits, backend = self._answer(
+            query, limit=limit, offset=offset, use_index=use_index, may_block=may_block
+        )
+        self._recent.put(key, _Answer(hits, backend, version, time.monotonic()))
+        return hits, backend
 
     def _answer(
         self, query: IndexQuery, *, limit: int, offset: int, use_index: bool, may_block: bool
@@ -390,25 +422,33 @@ class SearchService:
         typed = genre_key(q)
         if not typed:
             return []
-        at, keyed = self._genres
-        if self.clock.monotonic() - at >= GENRES_TTL_S:
-            if not may_block:
-                raise NeedsThread(index_failed=False)  # an aggregate over the catalog
-            self.genres()
-            keyed = self._genres[1]
+        keyed = self._genre_list(may_block=may_block)
         found = (g for key, g in keyed if key.startswith(typed) or f" {typed}" in f" {key}")
         return [{"slug": g["slug"], "name": g["name"]} for g in itertools.islice(found, limit)]
 
     def genres(self) -> list[dict[str, Any]]:
         """The catalog's genres with their public track counts (as `GET /v1/genres`), most
         tracks first; reloaded at most once a minute."""
+        return [g for _, g in self._genre_list(may_block=True)]
+
+    def _genre_list(self, *, may_block: bool) -> list[tuple[str, dict[str, Any]]]:
+        """The genres with their genre_key()s. Reloading them is an aggregate over the catalog
+        (~1 s at 100,000 tracks): one thread does it while the others go on with the list of a
+        minute ago, rather than all of them running it at once (every suggestion asks)."""
         at, keyed = self._genres
-        now = self.clock.monotonic()
-        if now - at >= GENRES_TTL_S:
+        if self.clock.monotonic() - at < GENRES_TTL_S or (keyed and self._genres_lock.locked()):
+            return keyed
+        if not may_block:
+            raise NeedsThread(index_failed=False)
+        with self._genres_lock:
+            at, keyed = self._genres
+            now = self.clock.monotonic()
+            if now - at < GENRES_TTL_S:
+                return keyed  # reloaded while this thread waited
             fresh = sorted(self.catalog.genres(), key=lambda g: (-g["tracks"], g["name"]))
             keyed = [(genre_key(g["name"]), g) for g in fresh]
             self._genres = (now, keyed)
-        return [g for _, g in keyed]
+            return keyed
 
 
 def _suggestion(kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
