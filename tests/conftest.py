@@ -65,6 +65,27 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_search_url() -> Iterator[str]:
+    """A URL for the PostgreSQL search index in a private schema, dropped after the test (the
+    extensions it uses live in public, hence `,public` in the search_path)."""
+    if not PG_OK:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required in CI but {PG_URL} does not answer")
+        pytest.skip("PostgreSQL not reachable")
+    schema = "s_" + secrets.token_hex(6)
+    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema},public"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
 def container(tmp_path: Path, db_url: str) -> Iterator[Container]:
     from tonearm.bootstrap import bootstrap
 

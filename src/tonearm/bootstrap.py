@@ -71,7 +71,21 @@ def search_index_for(url: str, db: Database) -> SearchIndex:
         from tonearm.adapters.search.memory import MemorySearchIndex
 
         return MemorySearchIndex()
-    raise ValueError(f"search_url: unsupported scheme {parsed.scheme!r} (use tantivy:// or memory://)")
+    if parsed.scheme in ("postgresql", "postgres", "db"):
+        from tonearm.adapters.search.postgres import PostgresSearchIndex
+
+        if parsed.scheme != "db":
+            return PostgresSearchIndex(url)
+        if db.engine.dialect.name != "postgresql":
+            raise ValueError(
+                "search_url: db:// puts the search index in the app's own database, which must be "
+                f"PostgreSQL (database_url is {db.engine.dialect.name}); use tantivy:// instead"
+            )
+        return PostgresSearchIndex(db.engine.url.render_as_string(hide_password=False))
+    raise ValueError(
+        f"search_url: unsupported scheme {parsed.scheme!r} "
+        "(use tantivy://, postgresql://, db:// or memory://)"
+    )
 
 
 def task_registry() -> TaskRegistry:

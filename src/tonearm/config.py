@@ -6,7 +6,8 @@ Every port is chosen by one URL; the scheme picks the adapter (see `bootstrap.py
 * `blob_url`: `file:///path` (local disk, default), `s3://bucket/prefix?endpoint=&region=&public_endpoint=`
   (any S3-compatible object store; credentials from boto3's chain) or `memory://` (tests)
 * `queue_url`: `db://` (jobs in the database, same transaction as the data) or `memory://`
-* `search_url`: `tantivy:///path` (embedded default) or `memory://` (tests)
+* `search_url`: `tantivy:///path` (embedded default), `postgresql://...` or `db://` (scale-out),
+  or `memory://` (tests)
 
 The TOML file is `tonearm.toml` in the working directory, or the path in `TONEARM_CONFIG`.
 Environment variables win over the file.
@@ -85,7 +86,9 @@ class Settings(BaseSettings):
     search_url: str = Field(
         "",
         description="Search index: tantivy:///path (embedded, on local disk) or memory:// (tests); "
-        "empty: tantivy in data_dir/search.",
+        "empty: tantivy in data_dir/search. For several servers, postgresql://user@host/db (full-text "
+        "search in that database; add ?options=-csearch_path%3Dname to use a schema) or db:// (the "
+        "same, in the app's own database when database_url is PostgreSQL).",
     )
     search_indexer: bool = Field(
         True, description="Run the indexer (follows catalog changes into the index) in `tonearm serve`."
@@ -115,8 +118,9 @@ class Settings(BaseSettings):
     search_cache_ttl_s: float = Field(
         0.5,
         ge=0,
-        description="How long each process reuses a search answer (ids and totals) for the same query; "
-        "as-you-type traffic repeats itself. Results may be this much older than the index; 0: never.",
+        description="Search answers (ids and totals) are reused for the same query, as as-you-type traffic "
+        "repeats itself: the index's until the index changes, the database's (failover) for this long. "
+        "0: no reuse at all.",
     )
     ondemand_wait_s: float = Field(
         120.0, description="How long a request waits for a missing rendition to be transcoded."

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.search.conftest import make_index
+from tests.contract.search.conftest import ADAPTERS, make_index
 from tonearm.domains.search.query import parse
 from tonearm.kernel.errors import BadRequest
 from tonearm.ports.search import Hits, Kind, SearchDoc, SearchIndex, tokens
@@ -159,9 +159,9 @@ CATALOG: list[SearchDoc] = [
 ]
 
 
-@pytest.fixture(params=["memory", "tantivy"])
+@pytest.fixture(params=ADAPTERS)
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SearchIndex]:
-    idx = make_index(request.param, tmp_path)
+    idx = make_index(request.param, tmp_path, request)
     idx.upsert(CATALOG)
     idx.commit(1)
     yield idx
@@ -340,9 +340,9 @@ def test_rebuild_swaps_atomically(index: SearchIndex) -> None:
     assert find(index, "never ") == [] and find(index, "only ") == ["only"]
 
 
-@pytest.mark.parametrize("kind", ["memory", "tantivy"])
-def test_empty_index_answers(tmp_path: Path, kind: str) -> None:
-    idx = make_index(kind, tmp_path / kind)
+@pytest.mark.parametrize("kind", ADAPTERS)
+def test_empty_index_answers(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    idx = make_index(kind, tmp_path / kind, request)
     assert idx is not None
     try:
         assert idx.applied_seq() == 0

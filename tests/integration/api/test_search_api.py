@@ -19,7 +19,6 @@ from prometheus_client import REGISTRY
 
 from tests.helpers import make_settings, make_tone
 from tonearm.bootstrap import Container, bootstrap
-from tonearm.domains.search.service import GENRES_TTL_S
 from tonearm.domains.catalog.tables import (
     albums,
     image_variants,
@@ -28,6 +27,7 @@ from tonearm.domains.catalog.tables import (
     track_genres,
     tracks,
 )
+from tonearm.domains.search.service import GENRES_TTL_S
 from tonearm.kernel.ids import new_id
 
 from .conftest import sign_up_and_login

@@ -50,33 +50,37 @@ def must_score(
     must: Must, words_by_field: Mapping[Field, list[str]], memo: dict[str, float] | None = None
 ) -> float:
     """The best weighted match of one Must over its fields. `memo` (one dict per Must and query)
-    remembers each word's factor: words repeat across candidates, as their frequencies follow
-    Zipf's law, so re-ranking a hundred candidates computes few distances."""
+    remembers each word's typo factor: words repeat across candidates, as their frequencies
+    follow Zipf's law, so re-ranking a hundred candidates computes few distances."""
     best = 0.0
     term = must.terms[0]
+    text = term.text
     for field in must.fields:
         words = words_by_field.get(field, [])
         if not words:
             continue
         if must.phrase:
             factor = phrase_factor(must.terms, words)
-        elif term.text in words:  # spelled out: nothing scores higher (a C-level scan)
+        elif text in words:  # spelled out: nothing scores higher (a C-level scan)
             factor = 1.0
-        elif not term.prefix and (not term.edits or field not in FUZZY_FIELDS):
-            continue  # only an exact match could count here, and there is none
         else:
-            fuzzy, factor = field in FUZZY_FIELDS, 0.0
-            key_suffix = "" if fuzzy else "\x00"  # the same word scores differently where typos do not count
-            for w in words:
-                key = w + key_suffix
-                f = memo.get(key) if memo is not None else None
-                if f is None:
-                    f = term_factor(term, w, fuzzy=fuzzy)
-                    if memo is not None:
-                        memo[key] = f
-                if f > factor:
-                    factor = f
-                    if f == 1.0:
+            fuzzy = field in FUZZY_FIELDS
+            typos = bool(term.edits) and fuzzy
+            factor = 0.0
+            if term.prefix and (fuzzy or len(text) > SHORT_PREFIX):
+                for w in words:  # the next best thing, and the common one while typing
+                    if w.startswith(text):
+                        factor = PREFIX_FACTOR
+                        break
+            if not factor and typos:
+                for w in words:
+                    f = memo.get(w) if memo is not None else None
+                    if f is None:
+                        f = term_factor(term, w)
+                        if memo is not None:
+                            memo[w] = f
+                    if f:
+                        factor = f  # FUZZY_FACTOR: neither exact nor a prefix, as checked above
                         break
         if factor:
             # Shorter fields rank higher for the same match (BM25's length normalisation, simplified).
