@@ -31,7 +31,7 @@ import httpx
 import sqlalchemy as sa
 
 import _searchdata
-from _common import Server, machine
+from _common import Server, cpu_seconds, machine
 from tonearm import migrate
 from tonearm.domains.catalog.service import name_key, slugify
 from tonearm.domains.catalog.tables import (
@@ -174,6 +174,7 @@ def wrk(base: str, paths: Path, *, connections: int, seconds: int, offset: int, 
 
 def parse(out: str) -> dict[str, str]:
     res = {"rps": re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)}  # type: ignore[union-attr]
+    res["requests"] = re.search(r"(\d+) requests in", out).group(1)  # type: ignore[union-attr]
     for pct in ("50", "90", "99"):
         m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+\w+)", out)
         res[f"p{pct}"] = m.group(1) if m else "?"
@@ -244,9 +245,14 @@ def main() -> None:
                     assert "tracks" in sample, sample
                     wrk(srv.base, paths, connections=16, seconds=3, offset=0)  # warm up
                     before = answered_by(srv.base)
+                    cpu_before = sum(cpu_seconds(p) for p in srv.pids())
                     sat = parse(
                         wrk(srv.base, paths, connections=args.connections, seconds=args.seconds, offset=1)
                     )
+                    # The server's own CPU per request: what 2 cores could serve if wrk and
+                    # everything else on this machine left them to it.
+                    cpu_ms = 1000 * (sum(cpu_seconds(p) for p in srv.pids()) - cpu_before)
+                    cpu_ms /= max(int(sat["requests"]), 1)
                     after = answered_by(srv.base)
                     asked = {k: after.get(k, 0) - before.get(k, 0) for k in after}
                     reused = asked.get("cache", 0) / max(sum(asked.values()), 1)
@@ -267,7 +273,9 @@ def main() -> None:
                         f"cache {ttl:>3s} s, {workers} worker(s), {label:24s}: {float(sat['rps']):6.0f} q/s "
                         f"(p50 {sat['p50']}, p99 {sat['p99']}, non-2xx {sat['non2xx']}, "
                         f"{reused:.0%} of index queries answered from the cache"
-                        f"{' in the process /metrics reached' if workers > 1 else ''}); "
+                        f"{' in the process /metrics reached' if workers > 1 else ''}; "
+                        f"server CPU {cpu_ms:.2f} ms a request: "
+                        f"{2000 / max(cpu_ms, 1e-3):,.0f} q/s on 2 cores); "
                         f"at ~{float(fixed['rps']):.0f} q/s: p50 {fixed['p50']}, p99 {fixed['p99']}",
                         flush=True,
                     )
