@@ -39,6 +39,7 @@ from tonearm.ports.search import (
     FIELDS,
     FUZZY_FACTOR,
     FUZZY_FIELDS,
+    KINDS,
     PREFIX_FACTOR,
     SHORT_PREFIX,
     Field,
@@ -56,16 +57,22 @@ from tonearm.ports.search import (
 
 WINDOW_TIER = 50  # candidates re-ranked: the page's end rounded up to a multiple of this
 MAX_WINDOW = 1200
-SCHEMA_VERSION = "4"  # bump when SCHEMA changes: older generations are then rebuilt
+SCHEMA_VERSION = "5"  # bump when SCHEMA changes: older generations are then rebuilt
 WRITER_HEAP = 64 * 1024 * 1024
 # A rebuild writes with one thread and a budget large enough that 1,000,000 tracks make one
 # segment: searching one segment is ~1.5x faster than four. Memory is taken as needed (a small
 # catalog takes little): the 1,000,000-track benchmark peaked at 1.3 GB RSS, catalog included.
 BUILD_HEAP = 3 * 1024**3
-_STORED = ("id", *FIELDS)
 # In FIELDS' order, never a set's: queries name fields by their number in this process's SCHEMA,
 # so every process must number them alike (a frozenset's order changes with PYTHONHASHSEED).
 _PREFIXED = tuple(f for f in FIELDS if f in FUZZY_FIELDS)
+
+
+def _text_field(kind: Kind, field: str) -> str:
+    """Each kind's text has fields of its own ("name" for tracks, "artist.name" for artists...):
+    a query for artists then walks only artists' words and postings, not the tracks' as well,
+    which outnumber them ten to one. Only the filters are shared."""
+    return field if kind == "track" else f"{kind}.{field}"
 
 
 def _schema() -> Any:
@@ -73,14 +80,19 @@ def _schema() -> Any:
     b.add_text_field("key", stored=False, tokenizer_name="raw", index_option="basic")  # "kind:id"
     b.add_text_field("kind", stored=False, tokenizer_name="raw", index_option="basic")
     b.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
-    for field in FIELDS:
-        # Text arrives as tokens() joined by spaces: the whitespace tokenizer keeps every word
-        # exactly as the port made it, so both sides of a match agree.
-        b.add_text_field(field, stored=True, tokenizer_name="whitespace", index_option="position")
-    for field in _PREFIXED:
-        # The first 1..SHORT_PREFIX letters of every word: the word being typed, while it is that
-        # short, is one term lookup instead of a union of thousands of words.
-        b.add_text_field(f"{field}_pfx", stored=False, tokenizer_name="raw", index_option="basic")
+    for kind in KINDS:
+        for field in FIELDS:
+            # Text arrives as tokens() joined by spaces: the whitespace tokenizer keeps every
+            # word exactly as the port made it, so both sides of a match agree.
+            b.add_text_field(
+                _text_field(kind, field), stored=True, tokenizer_name="whitespace", index_option="position"
+            )
+        for field in _PREFIXED:
+            # The first 1..SHORT_PREFIX letters of every word: the word being typed, while it is
+            # that short, is one term lookup instead of a union of thousands of words.
+            b.add_text_field(
+                _text_field(kind, f"{field}_pfx"), stored=False, tokenizer_name="raw", index_option="basic"
+            )
     b.add_text_field("genre", stored=False, tokenizer_name="raw", index_option="basic")  # genre_key()s
     b.add_text_field("owner", stored=False, tokenizer_name="raw", index_option="basic")
     b.add_unsigned_field("public", indexed=True, fast=False)
@@ -102,10 +114,11 @@ def _document(doc: SearchDoc) -> Any:
     d.add_text("id", doc.id)
     for field in FIELDS:
         words = tokens(doc.text(field))
-        d.add_text(field, " ".join(words))
+        d.add_text(_text_field(doc.kind, field), " ".join(words))
         if field in FUZZY_FIELDS:
+            pfx = _text_field(doc.kind, f"{field}_pfx")
             for p in {w[:n] for w in words for n in range(1, min(len(w), SHORT_PREFIX) + 1)}:
-                d.add_text(f"{field}_pfx", p)
+                d.add_text(pfx, p)
     for g in dict.fromkeys(genre_key(g) for g in doc.genres):
         if g:
             d.add_text("genre", g)
@@ -122,18 +135,19 @@ def _document(doc: SearchDoc) -> Any:
 # Query building ------------------------------------------------------------------------------
 
 
-def _term_query(field: Field, term: Term) -> Any:
+def _term_query(kind: Kind, field: Field, term: Term) -> Any:
     """Exact, prefix and typo variants of one word in one field, weighted like the reference."""
     weight = FIELD_WEIGHTS[field]
-    variants = [(tantivy.Occur.Should, tantivy.Query.boost_query(_exact(field, term.text), weight))]
+    name = _text_field(kind, field)
+    variants = [(tantivy.Occur.Should, tantivy.Query.boost_query(_exact(name, term.text), weight))]
     names = field in FUZZY_FIELDS
     typos = bool(term.edits and names)
     if term.prefix and not typos:
         q = None
         if names and len(term.text) <= SHORT_PREFIX:
-            q = _exact(f"{field}_pfx", term.text)
+            q = _exact(_text_field(kind, f"{field}_pfx"), term.text)
         elif names or len(term.text) > SHORT_PREFIX:
-            q = tantivy.Query.fuzzy_term_query(SCHEMA, field, term.text, distance=0, prefix=True)
+            q = tantivy.Query.fuzzy_term_query(SCHEMA, name, term.text, distance=0, prefix=True)
         if q is not None:
             variants.append((tantivy.Occur.Should, tantivy.Query.boost_query(q, weight * PREFIX_FACTOR)))
     if typos:
@@ -141,7 +155,7 @@ def _term_query(field: Field, term: Term) -> Any:
         # one is left out: the union is walked once, not twice. Its candidates count as prefix
         # matches here; the re-ranking tells the typos apart.
         q = tantivy.Query.fuzzy_term_query(
-            SCHEMA, field, term.text, distance=term.edits, transposition_cost_one=True, prefix=term.prefix
+            SCHEMA, name, term.text, distance=term.edits, transposition_cost_one=True, prefix=term.prefix
         )
         factor = PREFIX_FACTOR if term.prefix else FUZZY_FACTOR
         variants.append((tantivy.Occur.Should, tantivy.Query.boost_query(q, weight * factor)))
@@ -152,26 +166,27 @@ def _exact(field: str, text: str) -> Any:
     return tantivy.Query.term_query(SCHEMA, field, text)
 
 
-def _phrase_query(field: Field, terms: Sequence[Term]) -> Any:
+def _phrase_query(kind: Kind, field: Field, terms: Sequence[Term]) -> Any:
     words: list[str | tuple[int, str]] = [t.text for t in terms]
     weight = FIELD_WEIGHTS[field]
+    name = _text_field(kind, field)
     if not terms[-1].prefix:
-        return tantivy.Query.boost_query(tantivy.Query.phrase_query(SCHEMA, field, words), weight)
+        return tantivy.Query.boost_query(tantivy.Query.phrase_query(SCHEMA, name, words), weight)
     # A phrase still being typed: the words before the last as a phrase, the last as a prefix in
     # the same field. A superset of the real matches; the re-ranking drops the others.
-    parts = [(tantivy.Occur.Must, _term_query(field, Term(terms[-1].text, prefix=True)))]
+    parts = [(tantivy.Occur.Must, _term_query(kind, field, Term(terms[-1].text, prefix=True)))]
     if len(words) > 2:
-        parts.append((tantivy.Occur.Must, tantivy.Query.phrase_query(SCHEMA, field, words[:-1])))
+        parts.append((tantivy.Occur.Must, tantivy.Query.phrase_query(SCHEMA, name, words[:-1])))
     elif len(words) == 2:
-        parts.append((tantivy.Occur.Must, _exact(field, terms[0].text)))
+        parts.append((tantivy.Occur.Must, _exact(name, terms[0].text)))
     return tantivy.Query.boost_query(tantivy.Query.boolean_query(parts), weight)
 
 
-def _must_query(must: Must) -> Any:
+def _must_query(kind: Kind, must: Must) -> Any:
     if must.phrase:
-        alternatives = [_phrase_query(f, must.terms) for f in must.fields]
+        alternatives = [_phrase_query(kind, f, must.terms) for f in must.fields]
     else:
-        alternatives = [_term_query(f, must.terms[0]) for f in must.fields]
+        alternatives = [_term_query(kind, f, must.terms[0]) for f in must.fields]
     if len(alternatives) == 1:
         return alternatives[0]
     return tantivy.Query.boolean_query([(tantivy.Occur.Should, a) for a in alternatives])
@@ -211,7 +226,7 @@ def _filters(query: IndexQuery) -> list[tuple[Any, Any]]:
 
 
 def _tantivy_query(query: IndexQuery) -> Any:
-    clauses = [(tantivy.Occur.Must, _must_query(m)) for m in query.must]
+    clauses = [(tantivy.Occur.Must, _must_query(query.kind, m)) for m in query.must]
     clauses += _filters(query)
     if all(occur == tantivy.Occur.MustNot for occur, _ in clauses):
         clauses.append((tantivy.Occur.Must, tantivy.Query.all_query()))
@@ -372,10 +387,11 @@ class TantivySearchIndex:
         found = searcher.search(q, limit=window, weight_by_field="boost")
         scored: list[tuple[float, str]] = []
         fields = {f for m in query.must for f in m.fields}
+        stored = {f: _text_field(query.kind, f) for f in fields}
         memos: list[dict[str, float]] = [{} for _ in query.must]
         for _, addr in found.hits:
             doc = searcher.doc(addr)
-            words = {f: (doc.get_first(f) or "").split() for f in fields}
+            words = {f: (doc.get_first(stored[f]) or "").split() for f in fields}
             text = text_score(query.must, words, memos)
             if text:
                 scored.append((blend(text, int(doc.get_first("popularity") or 0)), doc.get_first("id")))
