@@ -81,7 +81,10 @@ def main() -> None:
     )
     slow = sorted(zip(times, range(len(qs)), strict=True), reverse=True)[:5]
     for ms, i in slow:
-        print(f"         slowest: {ms:7.1f} ms  total {totals[i]:>8,}  {str(qs[i].must)[:300]}")
+        words = " ".join(t.text + ("*" if t.prefix else "") for m in qs[i].must for t in m.terms)
+        filters = f"genres={list(qs[i].genres)} " if qs[i].genres else ""
+        filters += f"years={qs[i].years} " if qs[i].years else ""
+        print(f"         slowest: {ms:7.1f} ms  total {totals[i]:>8,}  {filters}{words!r}")
     idx.close()
 
 

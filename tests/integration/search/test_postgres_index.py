@@ -240,3 +240,85 @@ def test_version_follows_commits_in_other_processes(pg_search_url: str) -> None:
     finally:
         writer.close()
         reader.close()
+
+
+def test_rank_tiers_find_the_best_candidates(pg_search_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild makes rank tiers (partial indexes over bands of static rank) and broad queries
+    read their matches best band first. They count exactly up to COUNT_CAP like a search without
+    tiers, and above it take their candidates among the best matches by static rank, also for
+    documents committed after the rebuild (each lands in the band its rank falls in)."""
+    import tonearm.adapters.search.postgres as pg
+
+    monkeypatch.setattr(pg, "COUNT_CAP", 40)  # "broad" from 41 matches on
+    words = ["harbour", "harvest", "lights", "river", "night", "horizon", "ember", "hollow"]
+    docs = [
+        SearchDoc(
+            "track",
+            f"t{i}",
+            " ".join(words[(i * k) % len(words)] for k in range(1, 2 + i % 4)) + f" x{i % 97}",
+            artists=(f"Band {words[i % len(words)]}",),
+            popularity=(i * 7919) % 5003,
+            year=1990 + i % 30,
+            genres=(("Rock", "Hip-Hop", "Jazz")[i % 3],),
+        )
+        for i in range(3000)
+    ]
+    index = PostgresSearchIndex(pg_search_url)
+    try:
+        builder = index.rebuild()
+        builder.add(docs)
+        builder.finish(1)
+        index.upsert([SearchDoc("track", "late", "harbour lights", popularity=10**9)])
+        index.commit(2)
+        with index._conn() as conn:
+            names = conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND indexdef LIKE '%USING gin (tsv)%' ORDER BY 1"
+            ).fetchall()
+            # A band per tier and one for the rest: they replace the GIN index of every document.
+            assert [n for (n,) in names] == [
+                f"search_docs_tier{i}" for i in range(len(pg.TIER_FRACTIONS) + 1)
+            ]
+        texts = ["h", "ha", "har", "harb", "night h", "lights", "river ni", "year:1990-1999 h", "e", "x1",
+                 "x12", "lihgts x12", "hollwo x13", "band x14", "horizo x15", "harvset x1",
+                 "genre:rock h", "genre:hip-hop x12", "genre:jazz lihgts"]  # fmt: skip
+        pages = [(20, 0), (20, 100), (200, 0)]
+        queries = [(t, p, parse(t).for_kind("track", None)) for t in texts for p in pages]
+        for scan_rows in (10**9, 0):  # a rare genre: its documents read; or one more GIN key
+            monkeypatch.setattr(pg, "GENRE_SCAN_ROWS", scan_rows)
+            index._short_cache.clear()
+            with_tiers = {(t, p): index.search(q, limit=p[0], offset=p[1]) for t, p, q in queries if q}
+            assert with_tiers[("har", (20, 0))].ids[0] == "late"
+            assert all(
+                with_tiers[(t, (20, 0))].ids for t in ("lihgts x12", "hollwo x13", "genre:jazz lihgts")
+            )
+            with index._conn() as conn:
+                for t, (limit, offset), q in queries:
+                    assert q is not None
+                    hits = with_tiers[(t, (limit, offset))]
+                    tsq = pg._tsquery(q.must, index._expand(conn, q.must))
+                    years = q.years or (0, 9999)
+                    ranked = conn.execute(
+                        "SELECT id, rank FROM search_docs WHERE tsv @@ %s::tsquery AND "
+                        "(%s::int[] IS NULL OR year BETWEEN %s AND %s) AND genre_keys @> %s "
+                        "ORDER BY rank DESC",
+                        (tsq, list(q.years) if q.years else None, *years, list(q.genres)),
+                    ).fetchall()
+                    if len(ranked) <= pg.COUNT_CAP:
+                        assert hits.total == len(ranked), t
+                    else:
+                        assert hits.total > pg.COUNT_CAP, t
+                        window = pg._window(offset, limit)
+                        floor = ranked[min(window, len(ranked)) - 1][1]
+                        best = {i for i, r in ranked if r >= floor}
+                        assert set(hits.ids) <= best, t
+        with index._conn() as conn:
+            conn.execute("UPDATE search_meta SET tiers = NULL")  # the paths without tiers
+            conn.execute("CREATE INDEX search_docs_tsv ON search_docs USING gin (tsv)")
+        for t, (limit, offset), q in queries:
+            assert q is not None
+            hits = index.search(q, limit=limit, offset=offset)
+            if hits.total <= pg.COUNT_CAP:
+                assert hits == with_tiers[(t, (limit, offset))], t
+    finally:
+        index.close()
