@@ -16,6 +16,7 @@ BENCHES = [
     ["api_tracks.py", "--tracks", "100000", "--workers", "1"],
     ["api_tracks.py", "--tracks", "100000", "--workers", "2"],
     ["search_engines.py", "--n", "1000000", "--engines", "tantivy"],
+    ["search_postgres.py", "--n", "1000000", "--queries", "3000"],
     ["search_freshness.py"],
     ["search_api.py", "--tracks", "100000"],
 ]

@@ -208,9 +208,11 @@ class SearchIndex(Protocol):
 
     def version(self) -> object:
         """MUST return a hashable token that changes whenever what this process's searches see
-        may have changed (a commit, a rebuild, in any process), no later than searches see the
-        change; cheap enough to ask before every search. Answers are cached by it: while it
-        stays equal, an answer given under it is still right."""
+        may have changed (a commit, a rebuild, in any process): at once for this process's own
+        commits, within a fraction of a second for others' (tantivy: with its reader reloads;
+        PostgreSQL: VERSION_TTL_S), and never before searches can see the change. Cheap enough
+        to ask before every search. Answers are cached by it: while it stays equal, an answer
+        given under it is still right, give or take that fraction of a second."""
         ...
 
     def rebuild(self) -> IndexBuilder:

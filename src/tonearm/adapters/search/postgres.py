@@ -109,6 +109,7 @@ GENRE_SCAN_ROWS = 5000
 STATEMENT_TIMEOUT_MS = 2000  # a search slower than this is an outage: the caller falls back
 WRITE_TIMEOUT_MS = 120_000  # commits, counts and rebuilds may take longer
 VOCABULARY_REFRESH_S = 0.5  # how soon a word committed elsewhere is matched with typos
+VERSION_TTL_S = 0.1  # how often version() asks the database (the answer cache's key)
 # The word being typed, from SHORT_PREFIX + 1 letters on, matches the name fields' words that begin
 # with it: up to this many, spelled out from the vocabulary (GIN skips through exact words' postings
 # where it must read every posting of a prefix's words, `:*`); more, as a prefix.
@@ -530,6 +531,7 @@ class PostgresSearchIndex:
         self._pending: dict[tuple[Kind, str], SearchDoc | None] = {}
         self._generation: int | None = None  # of the index the buffered changes were read against
         self._lead_conn: psycopg.Connection[Any] | None = None
+        self._seen_version: tuple[float, object] = (-1e18, None)  # (time.monotonic(), version)
         # Answers to queries of short words only (they match much of the catalog, and few of them
         # are asked over and over), valid while version() stays the same.
         self._short_cache: dict[tuple[IndexQuery, int, int, object], Hits] = {}
@@ -608,8 +610,17 @@ class PostgresSearchIndex:
             return hits
 
     def version(self) -> object:
+        """Asked before every search (the answer cache): read at most every VERSION_TTL_S, like
+        the tantivy adapter's reader reloads. A version that lags only ever files a newer answer
+        under an older version, which the next reading replaces."""
+        at, seen = self._seen_version
+        now = time.monotonic()
+        if now - at < VERSION_TTL_S:
+            return seen
         with self._conn() as conn:
-            return self._version(conn)
+            seen = self._version(conn)
+        self._seen_version = (now, seen)
+        return seen
 
     def _version(self, conn: psycopg.Connection[Any]) -> object:
         """Every commit and rebuild updates the meta row: its xmin (the writing transaction)
@@ -895,6 +906,7 @@ class PostgresSearchIndex:
                 if self._pending.get(key, doc) is doc:
                     self._pending.pop(key, None)
             self._short_cache.clear()
+            self._seen_version = (-1e18, None)  # this process's next version() reads the new one
         self._vocabulary.checked = -math.inf  # this process's next search sees the new words
 
     def rebuild(self) -> PostgresIndexBuilder:
@@ -1025,6 +1037,7 @@ class PostgresIndexBuilder:
             conn.close()
         with self._index._lock:
             self._index._short_cache.clear()
+            self._index._seen_version = (-1e18, None)
 
     def abort(self) -> None:
         if self._conn.closed:
