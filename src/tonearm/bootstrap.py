@@ -17,6 +17,7 @@ from tonearm.domains.history.service import HistoryService
 from tonearm.domains.ingest import tasks as ingest_tasks
 from tonearm.domains.ingest.importer import Importer
 from tonearm.domains.ingest.service import IngestService
+from tonearm.domains.library.service import LibraryService
 from tonearm.domains.search.indexer import Indexer
 from tonearm.domains.search.service import SearchService
 from tonearm.domains.streaming.service import StreamingService
@@ -112,6 +113,7 @@ class Container:
     search_index: SearchIndex
     indexer: Indexer
     search: SearchService
+    library: LibraryService
     _workers: list[tuple[Worker, threading.Thread]] = field(default_factory=list)
 
     def worker(self, name: str | None = None) -> Worker:
@@ -215,4 +217,5 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         search_index=search_index,
         indexer=indexer,
         search=search,
+        library=LibraryService(db, catalog, clock),
     )

@@ -148,6 +148,16 @@ def test_upload_process_and_read_back_with_spotipy(server: dict[str, Any]) -> No
         assert sp.artist_albums(artist["id"])["items"][0]["id"] == album["id"]
         assert sp.tracks([track_id])["tracks"][0]["id"] == track_id
         assert sp.me()["product"] == "free"
+        # The library, as spotipy's own calls send it (ids in the query, paths with a slash).
+        sp.current_user_saved_tracks_add([track_id])
+        assert sp.current_user_saved_tracks_contains([track_id]) == [True]
+        saved = sp.current_user_saved_tracks()
+        assert saved["total"] == 1 and saved["items"][0]["track"]["id"] == track_id
+        sp.current_user_saved_tracks_delete([track_id])
+        assert sp.current_user_saved_tracks_contains([track_id]) == [False]
+        sp.current_user_saved_albums_add([album["id"]])
+        assert sp.current_user_saved_albums()["items"][0]["album"]["id"] == album["id"]
+        assert sp.current_user_saved_albums_contains([album["id"]]) == [True]
         grant = httpx.get(
             f"{base}/v1/tracks/{track_id}/playback", headers={"Authorization": auth["Authorization"]}
         ).json()

@@ -22,6 +22,7 @@ from tonearm.domains.accounts import api as accounts_api
 from tonearm.domains.catalog import api as catalog_api
 from tonearm.domains.history import api as history_api
 from tonearm.domains.ingest import api as ingest_api
+from tonearm.domains.library import api as library_api
 from tonearm.domains.search import api as search_api
 from tonearm.domains.streaming import api as streaming_api
 from tonearm.http import errors
@@ -114,7 +115,8 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
     app.state.container = container
     errors.install(app)
     app.add_middleware(MetricsMiddleware)
-    for module in (accounts_api, catalog_api, ingest_api, streaming_api, history_api, search_api):
+    routers = (accounts_api, catalog_api, ingest_api, streaming_api, history_api, search_api, library_api)
+    for module in routers:
         app.include_router(module.router)
     app.router.routes[0:0] = PLAIN_ROUTES
 
