@@ -39,6 +39,8 @@ def test_like_list_contains_and_unlike_tracks(client: TestClient, container: Con
     unliked = ids["Don't Stop Me Now"]
     contains = client.get(f"/v1/me/tracks/contains?ids={first},{third},{unliked}", headers=h)
     assert contains.json() == [True, True, False]
+    repeated = client.get(f"/v1/me/tracks/contains?ids={unliked},{first},{unliked}", headers=h)
+    assert repeated.json() == [False, True, False]  # one answer per id asked, in order
 
     paged = client.get("/v1/me/tracks?limit=2&offset=1", headers=h).json()
     assert [i["track"]["id"] for i in paged["items"]] == [i["track"]["id"] for i in body["items"][1:3]]

@@ -69,7 +69,7 @@ def unlike_tracks(
 def tracks_contain(
     ids: IdsQuery = None, user: Principal = Depends(current_user), c: Container = Depends(container)
 ) -> list[bool]:
-    return c.library.tracks_liked(user.user_id, parse_ids(ids, "track"))
+    return c.library.tracks_liked(user.user_id, parse_ids(ids, "track", unique=False))
 
 
 @router.get("/v1/me/albums", summary="The listener's saved albums, newest first")
@@ -110,7 +110,7 @@ def remove_albums(
 def albums_contain(
     ids: IdsQuery = None, user: Principal = Depends(current_user), c: Container = Depends(container)
 ) -> list[bool]:
-    return c.library.albums_saved(user.user_id, parse_ids(ids, "album"))
+    return c.library.albums_saved(user.user_id, parse_ids(ids, "album", unique=False))
 
 
 UrisQuery = Annotated[
@@ -138,4 +138,4 @@ def remove_from_library(
 def library_contains(
     uris: UrisQuery = None, user: Principal = Depends(current_user), c: Container = Depends(container)
 ) -> list[bool]:
-    return c.library.library_contains(user.user_id, parse_uris(uris))
+    return c.library.library_contains(user.user_id, parse_uris(uris, unique=False))

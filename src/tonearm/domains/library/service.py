@@ -26,25 +26,27 @@ MAX_IDS = 50  # Spotify's limit for one call
 Kind = Literal["track", "album"]
 
 
-def parse_ids(ids: str | Sequence[str] | None, kind: Kind) -> list[str]:
-    """1..MAX_IDS valid ids, from a comma-separated string or a list, duplicates removed."""
+def parse_ids(ids: str | Sequence[str] | None, kind: Kind, *, unique: bool = True) -> list[str]:
+    """1..MAX_IDS valid ids, from a comma-separated string or a list; duplicates removed unless
+    the answer goes id by id (`/contains` answers one boolean per id asked)."""
     if ids is None:
         raise BadRequest(f"ids: give between 1 and {MAX_IDS} {kind} ids (query parameter or JSON body)")
     raw = ids.split(",") if isinstance(ids, str) else list(ids)
-    wanted = list(dict.fromkeys(i.strip() for i in raw if i.strip()))
+    wanted = [i.strip() for i in raw if i.strip()]
+    wanted = list(dict.fromkeys(wanted)) if unique else wanted
     if not 1 <= len(wanted) <= MAX_IDS:
         raise BadRequest(f"ids: give between 1 and {MAX_IDS} {kind} ids, not {len(wanted)}")
     return [check_id(i, kind) for i in wanted]
 
 
-def parse_uris(uris: str | None) -> list[tuple[Kind, str]]:
+def parse_uris(uris: str | None, *, unique: bool = True) -> list[tuple[Kind, str]]:
     """`tonearm:track:ID,spotify:album:ID,...` (Spotify's `/v1/me/library` takes URIs; Spotify
     clients write them with their own scheme, so both are read) as (kind, id), in order."""
     raw = [u.strip() for u in (uris or "").split(",") if u.strip()]
     if not 1 <= len(raw) <= MAX_IDS:
         raise BadRequest(f"uris: give between 1 and {MAX_IDS} URIs, not {len(raw)}")
     out: list[tuple[Kind, str]] = []
-    for uri in dict.fromkeys(raw):
+    for uri in dict.fromkeys(raw) if unique else raw:
         parts = uri.split(":")
         if len(parts) != 3 or parts[0] not in ("tonearm", "spotify"):
             raise BadRequest(f"uris: {uri[:60]!r} is not a URI like tonearm:track:<id>")
