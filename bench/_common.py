@@ -6,10 +6,12 @@ import datetime as dt
 import os
 import platform
 import random
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -301,3 +303,35 @@ class Nginx:
         if lines:  # summarised, then removed with the rest of the prefix
             print(f"    nginx error.log: {len(lines)} lines, the last: {lines[-1][:200]}")
         shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+def run_wrk(base: str, lua: str, *, connections: int, seconds: int) -> str:
+    """wrk's report of `seconds` of load from `connections` connections (2 threads) driven by
+    the Lua script `lua`."""
+    fd, name = tempfile.mkstemp(suffix=".lua")
+    os.close(fd)
+    script = Path(name)
+    try:
+        script.write_text(lua)
+        return subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), base],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        script.unlink(missing_ok=True)
+
+
+def parse_wrk(out: str) -> dict[str, str]:
+    """Requests/s, requests, latency percentiles, non-2xx responses and socket errors."""
+    res = {"rps": re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)}  # type: ignore[union-attr]
+    res["requests"] = re.search(r"(\d+) requests in", out).group(1)  # type: ignore[union-attr]
+    for pct in ("50", "90", "99"):
+        m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+\w+)", out)
+        res[f"p{pct}"] = m.group(1) if m else "?"
+    errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    res["non2xx"] = errs.group(1) if errs else "0"
+    sock = re.search(r"Socket errors: (.*)", out)
+    res["socket_errors"] = sock.group(1) if sock else "none"
+    return res

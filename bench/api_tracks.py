@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import secrets
-import subprocess
 import tempfile
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
 
-from _common import Server, machine, seed_catalog
+from _common import Server, machine, parse_wrk, run_wrk, seed_catalog
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -33,26 +31,7 @@ end
 
 def wrk(base: str, ids_file: Path, *, connections: int, seconds: int, delay_ms: float | None) -> str:
     delay = f"delay = function() return {delay_ms} end" if delay_ms else ""
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(LUA % {"ids": ids_file, "delay": delay})
-    return subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), base],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
-def parse(out: str) -> dict[str, str]:
-    res = {"rps": re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)}  # type: ignore[union-attr]
-    for pct in ("50", "90", "99"):
-        m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+\w+)", out)
-        res[f"p{pct}"] = m.group(1) if m else "?"
-    errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    res["non2xx"] = errs.group(1) if errs else "0"
-    sock = re.search(r"Socket errors: (.*)", out)
-    res["socket_errors"] = sock.group(1) if sock else "none"
-    return res
+    return run_wrk(base, LUA % {"ids": ids_file, "delay": delay}, connections=connections, seconds=seconds)
 
 
 def main() -> None:
@@ -81,9 +60,9 @@ def main() -> None:
         sample = httpx.get(f"{srv.base}/v1/tracks/{ids[0]}").json()
         assert sample["id"] == ids[0], sample
         wrk(srv.base, ids_file, connections=32, seconds=3, delay_ms=None)  # warm caches and JIT-free paths
-        sat = parse(wrk(srv.base, ids_file, connections=64, seconds=args.seconds, delay_ms=None))
+        sat = parse_wrk(wrk(srv.base, ids_file, connections=64, seconds=args.seconds, delay_ms=None))
         # ~1,000 req/s: 50 connections each waiting 50 ms between requests.
-        fixed = parse(wrk(srv.base, ids_file, connections=50, seconds=args.seconds, delay_ms=50))
+        fixed = parse_wrk(wrk(srv.base, ids_file, connections=50, seconds=args.seconds, delay_ms=50))
         rss = srv.rss_mb()
     result = {"saturating": sat, "fixed_rate": fixed, "rss_mb": {str(k): v for k, v in rss.items()}}
     print(json.dumps(result, indent=2))

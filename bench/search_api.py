@@ -31,7 +31,7 @@ import httpx
 import sqlalchemy as sa
 
 import _searchdata
-from _common import Server, cpu_seconds, machine
+from _common import Server, cpu_seconds, machine, parse_wrk, run_wrk
 from tonearm import migrate
 from tonearm.domains.catalog.service import name_key, slugify
 from tonearm.domains.catalog.tables import (
@@ -162,25 +162,8 @@ def seed(url: str, docs: Sequence[SearchDoc]) -> None:
 
 def wrk(base: str, paths: Path, *, connections: int, seconds: int, offset: int, delay_ms: float = 0) -> str:
     delay = f"delay = function() return {delay_ms} end" if delay_ms else ""
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(LUA % {"paths": paths, "delay": delay, "offset": offset})
-    return subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), base],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
-def parse(out: str) -> dict[str, str]:
-    res = {"rps": re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)}  # type: ignore[union-attr]
-    res["requests"] = re.search(r"(\d+) requests in", out).group(1)  # type: ignore[union-attr]
-    for pct in ("50", "90", "99"):
-        m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+\w+)", out)
-        res[f"p{pct}"] = m.group(1) if m else "?"
-    errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    res["non2xx"] = errs.group(1) if errs else "0"
-    return res
+    lua = LUA % {"paths": paths, "delay": delay, "offset": offset}
+    return run_wrk(base, lua, connections=connections, seconds=seconds)
 
 
 def main() -> None:
@@ -246,7 +229,7 @@ def main() -> None:
                     wrk(srv.base, paths, connections=16, seconds=3, offset=0)  # warm up
                     before = answered_by(srv.base)
                     cpu_before = sum(cpu_seconds(p) for p in srv.pids())
-                    sat = parse(
+                    sat = parse_wrk(
                         wrk(srv.base, paths, connections=args.connections, seconds=args.seconds, offset=1)
                     )
                     # The server's own CPU per request: what 2 cores could serve if wrk and
@@ -259,7 +242,7 @@ def main() -> None:
                     # Latency at a sustainable load, half the saturated rate: each of 16 connections
                     # waits 16 / rate seconds between requests.
                     rate = max(float(sat["rps"]) / 2, 1.0)
-                    fixed = parse(
+                    fixed = parse_wrk(
                         wrk(
                             srv.base,
                             paths,
