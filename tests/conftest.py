@@ -3,6 +3,7 @@ and real audio files made with ffmpeg."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -37,6 +38,30 @@ PG_OK = _pg_available()
 REQUIRE_PG = os.environ.get("CI") == "true"
 
 
+@contextlib.contextmanager
+def _private_pg_schema(prefix: str) -> Iterator[str]:
+    """A new schema on the PostgreSQL server, dropped afterwards; skips (fails in CI) without one."""
+    if not PG_OK:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required in CI but {PG_URL} does not answer")
+        pytest.skip("PostgreSQL not reachable")
+    schema = prefix + secrets.token_hex(6)
+    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield schema
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def _pg_url(search_path: str) -> str:
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{search_path}"
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A freshly migrated database: a SQLite file, or a private schema on the PostgreSQL server."""
@@ -45,44 +70,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         migrate.upgrade(url)
         yield url
         return
-    if not PG_OK:
-        if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL is required in CI but {PG_URL} does not answer")
-        pytest.skip("PostgreSQL not reachable")
-    schema = "t_" + secrets.token_hex(6)
-    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    migrate.upgrade(url)
-    try:
+    with _private_pg_schema("t_") as schema:
+        url = _pg_url(schema)
+        migrate.upgrade(url)
         yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.fixture
 def pg_search_url() -> Iterator[str]:
-    """A URL for the PostgreSQL search index in a private schema, dropped after the test (the
-    extensions it uses live in public, hence `,public` in the search_path)."""
-    if not PG_OK:
-        if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL is required in CI but {PG_URL} does not answer")
-        pytest.skip("PostgreSQL not reachable")
-    schema = "s_" + secrets.token_hex(6)
-    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema},public"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    """A URL for the PostgreSQL search index in a private schema, dropped after the test."""
+    with _private_pg_schema("s_") as schema:
+        yield _pg_url(f"{schema},public")
 
 
 @pytest.fixture
