@@ -159,7 +159,7 @@ def test_liking_at_once_from_several_devices(client: TestClient, container: Cont
     def like() -> None:
         barrier.wait()
         try:
-            container.library.like_tracks(ada["user_id"], [track])
+            container.library.save(ada["user_id"], "track", [track])
         except Exception as exc:  # collected, and asserted below
             errors.append(exc)
 

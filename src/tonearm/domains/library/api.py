@@ -38,7 +38,7 @@ def liked_tracks(
     user: Principal = Depends(current_user),
     c: Container = Depends(container),
 ) -> Response:
-    return _json(c.library.liked_tracks(user.user_id, limit=limit, offset=offset))
+    return _json(c.library.saved(user.user_id, "track", limit=limit, offset=offset))
 
 
 @router.put("/v1/me/tracks", summary="Like tracks (liking again keeps the first added_at)")
@@ -49,7 +49,7 @@ def like_tracks(
     user: Principal = Depends(current_user),
     c: Container = Depends(container),
 ) -> Response:
-    c.library.like_tracks(user.user_id, parse_ids(_ids(ids, body), "track"))
+    c.library.save(user.user_id, "track", parse_ids(_ids(ids, body), "track"))
     return Response(status_code=200)
 
 
@@ -61,7 +61,7 @@ def unlike_tracks(
     user: Principal = Depends(current_user),
     c: Container = Depends(container),
 ) -> Response:
-    c.library.unlike_tracks(user.user_id, parse_ids(_ids(ids, body), "track"))
+    c.library.remove(user.user_id, "track", parse_ids(_ids(ids, body), "track"))
     return Response(status_code=200)
 
 
@@ -69,7 +69,7 @@ def unlike_tracks(
 def tracks_contain(
     ids: IdsQuery = None, user: Principal = Depends(current_user), c: Container = Depends(container)
 ) -> list[bool]:
-    return c.library.tracks_liked(user.user_id, parse_ids(ids, "track", unique=False))
+    return c.library.contains(user.user_id, "track", parse_ids(ids, "track", unique=False))
 
 
 @router.get("/v1/me/albums", summary="The listener's saved albums, newest first")
@@ -79,7 +79,7 @@ def saved_albums(
     user: Principal = Depends(current_user),
     c: Container = Depends(container),
 ) -> Response:
-    return _json(c.library.saved_albums(user.user_id, limit=limit, offset=offset))
+    return _json(c.library.saved(user.user_id, "album", limit=limit, offset=offset))
 
 
 @router.put("/v1/me/albums", summary="Save albums")
@@ -90,7 +90,7 @@ def save_albums(
     user: Principal = Depends(current_user),
     c: Container = Depends(container),
 ) -> Response:
-    c.library.save_albums(user.user_id, parse_ids(_ids(ids, body), "album"))
+    c.library.save(user.user_id, "album", parse_ids(_ids(ids, body), "album"))
     return Response(status_code=200)
 
 
@@ -102,7 +102,7 @@ def remove_albums(
     user: Principal = Depends(current_user),
     c: Container = Depends(container),
 ) -> Response:
-    c.library.remove_albums(user.user_id, parse_ids(_ids(ids, body), "album"))
+    c.library.remove(user.user_id, "album", parse_ids(_ids(ids, body), "album"))
     return Response(status_code=200)
 
 
@@ -110,7 +110,7 @@ def remove_albums(
 def albums_contain(
     ids: IdsQuery = None, user: Principal = Depends(current_user), c: Container = Depends(container)
 ) -> list[bool]:
-    return c.library.albums_saved(user.user_id, parse_ids(ids, "album", unique=False))
+    return c.library.contains(user.user_id, "album", parse_ids(ids, "album", unique=False))
 
 
 UrisQuery = Annotated[

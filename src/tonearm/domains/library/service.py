@@ -1,6 +1,7 @@
 """The listener's library: liked tracks and saved albums, in the Spotify Web API's shapes.
 
-A like is (user, track, added_at); liking again keeps the first `added_at`, as Spotify does. Only
+A like is (user, track, added_at), a saved album (user, album, added_at); both work alike (a
+`_Shelf` each). Saving again keeps the first `added_at`, as Spotify does. Only
 what the listener may see can be liked (public tracks, or their own private uploads), and lists
 leave out what has since become invisible to them (deleted, or made private by its uploader).
 """
@@ -8,6 +9,7 @@ leave out what has since become invisible to them (deleted, or made private by i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -66,157 +68,113 @@ def _visible_tracks(user_id: str) -> sa.ColumnElement[bool]:
     )
 
 
+@dataclass(frozen=True)
+class _Shelf:
+    """Where one kind of saved item lives: liked tracks and saved albums work alike."""
+
+    kind: Kind
+    table: sa.Table
+    key: sa.Column[str]  # the table's item id column
+    via: sa.Column[str]  # the tracks column naming the item: an item is visible through its tracks
+
+    def visible(self, user_id: str, item: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+        """`item` has a track the user may see (another user's private upload, or an album of
+        them, is as good as missing)."""
+        return sa.exists().where(self.via == item, _visible_tracks(user_id))
+
+
+_SHELVES: dict[Kind, _Shelf] = {
+    "track": _Shelf("track", track_likes, track_likes.c.track_id, tracks.c.id),
+    "album": _Shelf("album", album_saves, album_saves.c.album_id, tracks.c.album_id),
+}
+
+
 class LibraryService:
     def __init__(self, db: Database, catalog: CatalogService, clock: Clock) -> None:
         self.db = db
         self.catalog = catalog
         self.clock = clock
 
-    # Spotify's /v1/me/library: tracks and albums by URI ------------------------------------------
-    def add_to_library(self, user_id: str, items: list[tuple[Kind, str]]) -> None:
-        track_ids = [i for k, i in items if k == "track"]
-        album_ids = [i for k, i in items if k == "album"]
-        if track_ids:
-            self.like_tracks(user_id, track_ids)
-        if album_ids:
-            self.save_albums(user_id, album_ids)
-
-    def remove_from_library(self, user_id: str, items: list[tuple[Kind, str]]) -> None:
-        track_ids = [i for k, i in items if k == "track"]
-        album_ids = [i for k, i in items if k == "album"]
-        if track_ids:
-            self.unlike_tracks(user_id, track_ids)
-        if album_ids:
-            self.remove_albums(user_id, album_ids)
-
-    def library_contains(self, user_id: str, items: list[tuple[Kind, str]]) -> list[bool]:
-        found: set[tuple[Kind, str]] = set()
-        track_ids = [i for k, i in items if k == "track"]
-        album_ids = [i for k, i in items if k == "album"]
-        if track_ids:
-            liked = self.tracks_liked(user_id, track_ids)
-            found |= {("track", i) for i, yes in zip(track_ids, liked, strict=True) if yes}
-        if album_ids:
-            saved = self.albums_saved(user_id, album_ids)
-            found |= {("album", i) for i, yes in zip(album_ids, saved, strict=True) if yes}
-        return [item in found for item in items]
-
-    # Liked tracks ------------------------------------------------------------------------------
-    def like_tracks(self, user_id: str, ids: list[str]) -> None:
-        now = self.clock.now()
+    def save(self, user_id: str, kind: Kind, ids: list[str]) -> None:
+        """Likes tracks or saves albums; saving again keeps the first `added_at`."""
+        shelf, now = _SHELVES[kind], self.clock.now()
         with self.db.write() as conn:
             found = set(
                 conn.execute(
-                    sa.select(tracks.c.id).where(tracks.c.id.in_(ids), _visible_tracks(user_id))
+                    sa.select(shelf.via).distinct().where(shelf.via.in_(ids), _visible_tracks(user_id))
                 ).scalars()
             )
-            missing = [i for i in ids if i not in found]
-            if missing:  # another user's private upload looks exactly like a missing track
-                raise NotFound(f"track {missing[0]} not found")
-            _insert_new(
-                conn, track_likes, [{"user_id": user_id, "track_id": i, "added_at": now} for i in ids]
-            )
-
-    def unlike_tracks(self, user_id: str, ids: list[str]) -> None:
-        with self.db.write() as conn:
-            mine = track_likes.c.user_id == user_id
-            conn.execute(sa.delete(track_likes).where(mine, track_likes.c.track_id.in_(ids)))
-
-    def liked_tracks(self, user_id: str, *, limit: int, offset: int) -> dict[str, Any]:
-        """`{added_at, track}` items, the newest like first."""
-        check_window(limit, offset)
-        visible = sa.and_(track_likes.c.user_id == user_id, _visible_tracks(user_id))
-        joined = track_likes.join(tracks, tracks.c.id == track_likes.c.track_id)
-        with self.db.read() as conn:
-            total = conn.execute(sa.select(sa.func.count()).select_from(joined).where(visible)).scalar_one()
-            rows = conn.execute(
-                sa.select(track_likes.c.track_id, track_likes.c.added_at)
-                .select_from(joined)
-                .where(visible)
-                .order_by(track_likes.c.added_at.desc(), track_likes.c.track_id)
-                .limit(limit)
-                .offset(offset)
-            ).all()
-        objs = self.catalog.tracks_json([r.track_id for r in rows], user_id)
-        items = [
-            {"added_at": _iso(r.added_at), "track": orjson.Fragment(o)}
-            for r, o in zip(rows, objs, strict=True)
-            if o is not None
-        ]
-        return page(f"{self.catalog.base}/v1/me/tracks", items, limit=limit, offset=offset, total=total)
-
-    def tracks_liked(self, user_id: str, ids: list[str]) -> list[bool]:
-        with self.db.read() as conn:
-            liked = set(
-                conn.execute(
-                    sa.select(track_likes.c.track_id).where(
-                        track_likes.c.user_id == user_id, track_likes.c.track_id.in_(ids)
-                    )
-                ).scalars()
-            )
-        return [i in liked for i in ids]
-
-    # Saved albums ------------------------------------------------------------------------------
-    def _albums_visible(self, conn: sa.Connection, user_id: str, ids: list[str]) -> set[str]:
-        """Albums with at least one track the user may see (an album of someone else's private
-        uploads is as good as missing)."""
-        return set(
-            conn.execute(
-                sa.select(tracks.c.album_id)
-                .distinct()
-                .where(tracks.c.album_id.in_(ids), _visible_tracks(user_id))
-            ).scalars()
-        )
-
-    def save_albums(self, user_id: str, ids: list[str]) -> None:
-        now = self.clock.now()
-        with self.db.write() as conn:
-            found = self._albums_visible(conn, user_id, ids)
             missing = [i for i in ids if i not in found]
             if missing:
-                raise NotFound(f"album {missing[0]} not found")
+                raise NotFound(f"{kind} {missing[0]} not found")
             _insert_new(
-                conn, album_saves, [{"user_id": user_id, "album_id": i, "added_at": now} for i in ids]
+                conn, shelf.table, [{"user_id": user_id, shelf.key.name: i, "added_at": now} for i in ids]
             )
 
-    def remove_albums(self, user_id: str, ids: list[str]) -> None:
+    def remove(self, user_id: str, kind: Kind, ids: list[str]) -> None:
+        shelf = _SHELVES[kind]
         with self.db.write() as conn:
-            mine = album_saves.c.user_id == user_id
-            conn.execute(sa.delete(album_saves).where(mine, album_saves.c.album_id.in_(ids)))
+            conn.execute(sa.delete(shelf.table).where(shelf.table.c.user_id == user_id, shelf.key.in_(ids)))
 
-    def saved_albums(self, user_id: str, *, limit: int, offset: int) -> dict[str, Any]:
-        """`{added_at, album}` items, the newest save first; albums left with nothing the user may
-        see are left out."""
-        check_window(limit, offset)
-        visible_albums = sa.select(tracks.c.album_id).where(_visible_tracks(user_id))
-        cond = sa.and_(album_saves.c.user_id == user_id, album_saves.c.album_id.in_(visible_albums))
-        with self.db.read() as conn:
-            total = conn.execute(sa.select(sa.func.count()).select_from(album_saves).where(cond)).scalar_one()
-            rows = conn.execute(
-                sa.select(album_saves.c.album_id, album_saves.c.added_at)
-                .where(cond)
-                .order_by(album_saves.c.added_at.desc(), album_saves.c.album_id)
-                .limit(limit)
-                .offset(offset)
-            ).all()
-        objs = self.catalog.albums_json([r.album_id for r in rows])
-        items = [
-            {"added_at": _iso(r.added_at), "album": orjson.Fragment(o)}
-            for r, o in zip(rows, objs, strict=True)
-            if o is not None
-        ]
-        return page(f"{self.catalog.base}/v1/me/albums", items, limit=limit, offset=offset, total=total)
-
-    def albums_saved(self, user_id: str, ids: list[str]) -> list[bool]:
+    def contains(self, user_id: str, kind: Kind, ids: list[str]) -> list[bool]:
+        """One answer per id asked, in order."""
+        shelf = _SHELVES[kind]
         with self.db.read() as conn:
             saved = set(
                 conn.execute(
-                    sa.select(album_saves.c.album_id).where(
-                        album_saves.c.user_id == user_id, album_saves.c.album_id.in_(ids)
-                    )
+                    sa.select(shelf.key).where(shelf.table.c.user_id == user_id, shelf.key.in_(ids))
                 ).scalars()
             )
         return [i in saved for i in ids]
+
+    def saved(self, user_id: str, kind: Kind, *, limit: int, offset: int) -> dict[str, Any]:
+        """`{added_at, track}` or `{added_at, album}` items, the newest first, leaving out what the
+        user may no longer see."""
+        check_window(limit, offset)
+        shelf = _SHELVES[kind]
+        cond = sa.and_(shelf.table.c.user_id == user_id, shelf.visible(user_id, shelf.key))
+        with self.db.read() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(shelf.table).where(cond)).scalar_one()
+            rows = conn.execute(
+                sa.select(shelf.key, shelf.table.c.added_at)
+                .where(cond)
+                .order_by(shelf.table.c.added_at.desc(), shelf.key)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        ids = [r[0] for r in rows]
+        objs = self.catalog.tracks_json(ids, user_id) if kind == "track" else self.catalog.albums_json(ids)
+        items = [
+            {"added_at": _iso(r.added_at), kind: orjson.Fragment(o)}
+            for r, o in zip(rows, objs, strict=True)
+            if o is not None
+        ]
+        return page(f"{self.catalog.base}/v1/me/{kind}s", items, limit=limit, offset=offset, total=total)
+
+    # Spotify's /v1/me/library: tracks and albums by URI ------------------------------------------
+    def add_to_library(self, user_id: str, items: list[tuple[Kind, str]]) -> None:
+        for kind, ids in _by_kind(items).items():
+            self.save(user_id, kind, ids)
+
+    def remove_from_library(self, user_id: str, items: list[tuple[Kind, str]]) -> None:
+        for kind, ids in _by_kind(items).items():
+            self.remove(user_id, kind, ids)
+
+    def library_contains(self, user_id: str, items: list[tuple[Kind, str]]) -> list[bool]:
+        found = {
+            (kind, i)
+            for kind, ids in _by_kind(items).items()
+            for i, yes in zip(ids, self.contains(user_id, kind, ids), strict=True)
+            if yes
+        }
+        return [item in found for item in items]
+
+
+def _by_kind(items: list[tuple[Kind, str]]) -> dict[Kind, list[str]]:
+    out: dict[Kind, list[str]] = {}
+    for kind, id_ in items:
+        out.setdefault(kind, []).append(id_)
+    return out
 
 
 def _insert_new(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
