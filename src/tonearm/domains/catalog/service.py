@@ -381,6 +381,12 @@ class CatalogService:
         changes.record(conn, "album", list(album_ids), now)
         changes.record(conn, "artist", list(artist_ids), now)
 
+    def artists_changed(self, artist_ids: Sequence[str]) -> None:
+        """Forgets this process's cached objects of these artists (e.g. their follower count
+        moved); other processes' copies expire with the cache's TTL."""
+        for artist_id in artist_ids:
+            self._artist_json.invalidate(artist_id)
+
     def on_invalidate(self, listener: Callable[[str], None]) -> None:
         self._listeners.append(listener)
 

@@ -2,7 +2,7 @@
 
 import sqlalchemy as sa
 
-from tonearm.kernel.db import UTCDateTime, fk, metadata
+from tonearm.kernel.db import UTCDateTime, created_at, fk, id_column, metadata
 
 play_events = sa.Table(
     "play_events",
@@ -55,4 +55,43 @@ playbacks = sa.Table(
     sa.Column("rebuffer_ms", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("rebuffers", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("counted", sa.Boolean(), nullable=False, server_default=sa.false()),
+)
+
+# Running totals per listener and track / artist, updated when a play counts, so the top lists
+# read an index instead of aggregating every play. `short` and `medium` are decayed scores:
+# sum of 2 ** ((played_at - SCORE_EPOCH) / half-life) over plays (half-lives of 2 weeks and 3
+# months; see history.service), so ordering by them ranks recent listening first without a
+# rescan; `plays` is the all-time count (long_term).
+listening_scores = sa.Table(
+    "listening_scores",
+    metadata,
+    fk("user_id", "users.id", primary_key=True),
+    sa.Column("kind", sa.String(8), primary_key=True),  # track|artist
+    sa.Column("item_id", sa.String(22), primary_key=True),
+    sa.Column("plays", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("ms_played", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("short", sa.Float(), nullable=False, server_default="0"),
+    sa.Column("medium", sa.Float(), nullable=False, server_default="0"),
+    sa.Column("last_played_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("kind in ('track','artist')", name="kind"),
+    sa.Index("ix_listening_scores_short", "user_id", "kind", "short"),
+    sa.Index("ix_listening_scores_medium", "user_id", "kind", "medium"),
+    sa.Index("ix_listening_scores_plays", "user_id", "kind", "plays"),
+)
+
+# A listener's request for a copy of their data: built by a job (it can be large), kept as a
+# blob for a while, downloaded through a short-lived signed link.
+data_exports = sa.Table(
+    "data_exports",
+    metadata,
+    id_column(),
+    fk("user_id", "users.id", index=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),  # pending|ready|failed
+    sa.Column("blob_key", sa.String(200), nullable=True),
+    sa.Column("size_bytes", sa.BigInteger(), nullable=True),
+    sa.Column("error", sa.String(300), nullable=True),
+    created_at(),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint("status in ('pending','ready','failed')", name="status"),
 )

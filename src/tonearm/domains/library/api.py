@@ -1,8 +1,10 @@
-"""Liked tracks and saved albums: `/v1/me/tracks` and `/v1/me/albums`, as in the Spotify Web API.
+"""Liked tracks, saved albums and followed artists: `/v1/me/tracks`, `/v1/me/albums` and
+`/v1/me/following`, as in the Spotify Web API, and the release feed `/v1/me/feed/releases`.
 
 Ids come as `?ids=a,b` or as a JSON body `{"ids": [...]}` (Spotify accepts both; paths with a
 trailing slash are accepted too). Spotify's newer `/v1/me/library?uris=` (what spotipy now sends
-to save, remove and check tracks and albums) takes URIs, `tonearm:` or `spotify:`.
+to save, remove and check tracks and albums, and to follow artists) takes URIs, `tonearm:` or
+`spotify:`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from tonearm.bootstrap import Container
 from tonearm.domains.accounts.service import Principal
 from tonearm.domains.library.service import parse_ids, parse_uris
 from tonearm.http.auth import container, current_user
+from tonearm.kernel.errors import BadRequest
 
 router = APIRouter(tags=["library"])
 
@@ -113,12 +116,87 @@ def albums_contain(
     return c.library.contains(user.user_id, "album", parse_ids(ids, "album", unique=False))
 
 
+def _artist_type(type_: str | None) -> None:
+    if type_ != "artist":
+        raise BadRequest(
+            "type: must be 'artist' (following users is not supported)"
+            if type_ == "user"
+            else "type: give type=artist"
+        )
+
+
+TypeQuery = Annotated[str | None, Query(alias="type", description="artist")]
+
+
+@router.get("/v1/me/following", summary="Followed artists, by name (cursor paging)")
+def followed_artists(
+    type_: TypeQuery = None,
+    limit: int = 20,
+    after: Annotated[str | None, Query(description="The last artist id of the previous page")] = None,
+    user: Principal = Depends(current_user),
+    c: Container = Depends(container),
+) -> Response:
+    _artist_type(type_)
+    return _json(c.library.followed_artists(user.user_id, limit=limit, after=after))
+
+
+@router.put("/v1/me/following", summary="Follow artists", status_code=204)
+@router.put("/v1/me/following/", include_in_schema=False, status_code=204)
+def follow_artists(
+    type_: TypeQuery = None,
+    ids: IdsQuery = None,
+    body: IdsBody = None,
+    user: Principal = Depends(current_user),
+    c: Container = Depends(container),
+) -> Response:
+    _artist_type(type_)
+    c.library.follow(user.user_id, parse_ids(_ids(ids, body), "artist"))
+    return Response(status_code=204)
+
+
+@router.delete("/v1/me/following", summary="Unfollow artists", status_code=204)
+@router.delete("/v1/me/following/", include_in_schema=False, status_code=204)
+def unfollow_artists(
+    type_: TypeQuery = None,
+    ids: IdsQuery = None,
+    body: IdsBody = None,
+    user: Principal = Depends(current_user),
+    c: Container = Depends(container),
+) -> Response:
+    _artist_type(type_)
+    c.library.unfollow(user.user_id, parse_ids(_ids(ids, body), "artist"))
+    return Response(status_code=204)
+
+
+@router.get("/v1/me/following/contains", summary="Whether each artist is followed")
+def following_contains(
+    type_: TypeQuery = None,
+    ids: IdsQuery = None,
+    user: Principal = Depends(current_user),
+    c: Container = Depends(container),
+) -> list[bool]:
+    _artist_type(type_)
+    return c.library.follows(user.user_id, parse_ids(ids, "artist", unique=False))
+
+
+@router.get("/v1/me/feed/releases", summary="New albums and singles from followed artists, newest first")
+def release_feed(
+    limit: int = 20,
+    offset: int = 0,
+    user: Principal = Depends(current_user),
+    c: Container = Depends(container),
+) -> Response:
+    return _json(c.library.release_feed(user.user_id, limit=limit, offset=offset))
+
+
 UrisQuery = Annotated[
-    str | None, Query(description="Comma-separated tonearm:track:<id> / :album: URIs, at most 50")
+    str | None, Query(description="Comma-separated tonearm:track:<id> / :album: / :artist: URIs, at most 50")
 ]
 
 
-@router.put("/v1/me/library", summary="Save tracks and albums by URI (Spotify's library endpoint)")
+@router.put(
+    "/v1/me/library", summary="Save tracks and albums, follow artists, by URI (Spotify's library endpoint)"
+)
 def add_to_library(
     uris: UrisQuery = None, user: Principal = Depends(current_user), c: Container = Depends(container)
 ) -> Response:
@@ -126,7 +204,7 @@ def add_to_library(
     return Response(status_code=200)
 
 
-@router.delete("/v1/me/library", summary="Remove tracks and albums by URI")
+@router.delete("/v1/me/library", summary="Remove tracks and albums, unfollow artists, by URI")
 def remove_from_library(
     uris: UrisQuery = None, user: Principal = Depends(current_user), c: Container = Depends(container)
 ) -> Response:

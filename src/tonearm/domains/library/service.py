@@ -1,9 +1,15 @@
-"""The listener's library: liked tracks and saved albums, in the Spotify Web API's shapes.
+"""The listener's library: liked tracks, saved albums and followed artists, in the Spotify Web
+API's shapes, and the release feed of the artists they follow.
 
 A like is (user, track, added_at), a saved album (user, album, added_at); both work alike (a
 `_Shelf` each). Saving again keeps the first `added_at`, as Spotify does. Only
 what the listener may see can be liked (public tracks, or their own private uploads), and lists
 leave out what has since become invisible to them (deleted, or made private by its uploader).
+
+Followed artists are listed by name with Spotify's cursor paging (`after` = the last artist id
+seen): the name of the cursor's artist is enough to carry on, even if it was unfollowed between
+two pages. `artists.followers` counts follows exactly: it moves by the rows a statement really
+inserted or deleted (RETURNING), so two devices following at once count once.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tonearm.domains.catalog.service import CatalogService, check_id
-from tonearm.domains.catalog.tables import tracks
-from tonearm.domains.library.tables import album_saves, track_likes
+from tonearm.domains.catalog.tables import albums, artists, track_artists, tracks
+from tonearm.domains.library.tables import album_saves, artist_follows, track_likes
 from tonearm.kernel.clock import Clock
 from tonearm.kernel.db import Database
 from tonearm.kernel.errors import BadRequest, NotFound
@@ -26,9 +32,10 @@ from tonearm.kernel.paging import check_window, page
 
 MAX_IDS = 50  # Spotify's limit for one call
 Kind = Literal["track", "album"]
+IdKind = Literal["track", "album", "artist"]
 
 
-def parse_ids(ids: str | Sequence[str] | None, kind: Kind, *, unique: bool = True) -> list[str]:
+def parse_ids(ids: str | Sequence[str] | None, kind: IdKind, *, unique: bool = True) -> list[str]:
     """1..MAX_IDS valid ids, from a comma-separated string or a list; duplicates removed unless
     the answer goes id by id (`/contains` answers one boolean per id asked)."""
     if ids is None:
@@ -41,21 +48,22 @@ def parse_ids(ids: str | Sequence[str] | None, kind: Kind, *, unique: bool = Tru
     return [check_id(i, kind) for i in wanted]
 
 
-def parse_uris(uris: str | None, *, unique: bool = True) -> list[tuple[Kind, str]]:
+def parse_uris(uris: str | None, *, unique: bool = True) -> list[tuple[IdKind, str]]:
     """`tonearm:track:ID,spotify:album:ID,...` (Spotify's `/v1/me/library` takes URIs; Spotify
-    clients write them with their own scheme, so both are read) as (kind, id), in order."""
+    clients write them with their own scheme, so both are read) as (kind, id), in order. Artist
+    URIs follow the artist (what spotipy sends to follow)."""
     raw = [u.strip() for u in (uris or "").split(",") if u.strip()]
     if not 1 <= len(raw) <= MAX_IDS:
         raise BadRequest(f"uris: give between 1 and {MAX_IDS} URIs, not {len(raw)}")
-    out: list[tuple[Kind, str]] = []
+    out: list[tuple[IdKind, str]] = []
     for uri in dict.fromkeys(raw) if unique else raw:
         parts = uri.split(":")
         if len(parts) != 3 or parts[0] not in ("tonearm", "spotify"):
             raise BadRequest(f"uris: {uri[:60]!r} is not a URI like tonearm:track:<id>")
         kind = parts[1]
-        if kind not in ("track", "album"):
+        if kind not in ("track", "album", "artist"):
             raise BadRequest(
-                f"uris: {kind[:20]!r} items cannot be saved to the library (tracks and albums can)"
+                f"uris: {kind[:20]!r} items cannot be saved to the library (tracks, albums and artists can)"
             )
         out.append((kind, check_id(parts[2], kind)))  # type: ignore[arg-type]
     return out
@@ -151,27 +159,169 @@ class LibraryService:
         ]
         return page(f"{self.catalog.base}/v1/me/{kind}s", items, limit=limit, offset=offset, total=total)
 
+    # Followed artists ---------------------------------------------------------------------------
+    def follow(self, user_id: str, ids: list[str]) -> None:
+        """Follows artists; following again keeps the first `followed_at`. An artist is there to
+        follow when it exists (artists are public, whoever uploaded their tracks)."""
+        now = self.clock.now()
+        with self.db.write() as conn:
+            found = set(conn.execute(sa.select(artists.c.id).where(artists.c.id.in_(ids))).scalars())
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise NotFound(f"artist {missing[0]} not found")
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            added = (
+                conn.execute(
+                    dialect.insert(artist_follows)
+                    .on_conflict_do_nothing()
+                    .returning(artist_follows.c.artist_id),
+                    [{"user_id": user_id, "artist_id": i, "followed_at": now} for i in ids],
+                )
+                .scalars()
+                .all()
+            )
+            self._count_followers(conn, list(added), +1)
+
+    def unfollow(self, user_id: str, ids: list[str]) -> None:
+        with self.db.write() as conn:
+            gone = (
+                conn.execute(
+                    sa.delete(artist_follows)
+                    .where(artist_follows.c.user_id == user_id, artist_follows.c.artist_id.in_(ids))
+                    .returning(artist_follows.c.artist_id)
+                )
+                .scalars()
+                .all()
+            )
+            self._count_followers(conn, list(gone), -1)
+
+    def _count_followers(self, conn: sa.Connection, ids: list[str], delta: int) -> None:
+        if not ids:
+            return
+        conn.execute(
+            sa.update(artists)
+            .where(artists.c.id.in_(ids))
+            .values(
+                followers=sa.case((artists.c.followers + delta < 0, 0), else_=artists.c.followers + delta)
+            )
+        )
+        self.catalog.artists_changed(ids)
+
+    def follows(self, user_id: str, ids: list[str]) -> list[bool]:
+        """One answer per id asked, in order."""
+        with self.db.read() as conn:
+            yes = set(
+                conn.execute(
+                    sa.select(artist_follows.c.artist_id).where(
+                        artist_follows.c.user_id == user_id, artist_follows.c.artist_id.in_(ids)
+                    )
+                ).scalars()
+            )
+        return [i in yes for i in ids]
+
+    def followed_artists(self, user_id: str, *, limit: int, after: str | None) -> dict[str, Any]:
+        """`{"artists": cursor page}` of full artist objects, by name (Spotify's shape)."""
+        if not 1 <= limit <= MAX_IDS:
+            raise BadRequest(f"limit: must be between 1 and {MAX_IDS}")
+        cond = artist_follows.c.user_id == user_id
+        with self.db.read() as conn:
+            total = conn.execute(sa.select(sa.func.count()).where(cond)).scalar_one()
+            q = (
+                sa.select(artists.c.id)
+                .join(artist_follows, artist_follows.c.artist_id == artists.c.id)
+                .where(cond)
+                .order_by(artists.c.name_key)
+                .limit(limit + 1)
+            )
+            if after is not None:
+                key = conn.execute(
+                    sa.select(artists.c.name_key).where(artists.c.id == check_id(after, "artist"))
+                ).scalar()
+                if key is None:
+                    raise BadRequest(f"after: artist {after} not found (use cursors.after of the last page)")
+                q = q.where(artists.c.name_key > key)
+            ids = list(conn.execute(q).scalars())
+        more, ids = len(ids) > limit, ids[:limit]
+        objs = [orjson.Fragment(o) for o in self.catalog.artists_json(ids) if o is not None]
+        href = f"{self.catalog.base}/v1/me/following?type=artist&limit={limit}"
+        return {
+            "artists": {
+                "href": href + (f"&after={after}" if after else ""),
+                "items": objs,
+                "limit": limit,
+                "next": f"{href}&after={ids[-1]}" if more else None,
+                "cursors": {"after": ids[-1] if more else None},
+                "total": total,
+            }
+        }
+
+    def release_feed(self, user_id: str, *, limit: int, offset: int) -> dict[str, Any]:
+        """Albums (and singles: every upload belongs to one) by the artists the listener follows,
+        as album artist or on any track, the newest release first; only albums with a track the
+        listener may see."""
+        check_window(limit, offset)
+        followed = sa.select(artist_follows.c.artist_id).where(artist_follows.c.user_id == user_id)
+        by_followed = sa.or_(
+            albums.c.artist_id.in_(followed),
+            sa.exists().where(
+                tracks.c.album_id == albums.c.id,
+                track_artists.c.track_id == tracks.c.id,
+                track_artists.c.artist_id.in_(followed),
+                _visible_tracks(user_id),
+            ),
+        )
+        cond = sa.and_(by_followed, _SHELVES["album"].visible(user_id, albums.c.id))
+        with self.db.read() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(albums).where(cond)).scalar_one()
+            ids = list(
+                conn.execute(
+                    sa.select(albums.c.id)
+                    .where(cond)
+                    .order_by(
+                        sa.func.coalesce(albums.c.release_date, "").desc(),
+                        albums.c.created_at.desc(),
+                        albums.c.id,
+                    )
+                    .limit(limit)
+                    .offset(offset)
+                ).scalars()
+            )
+        items = [orjson.Fragment(o) for o in self.catalog.albums_json(ids) if o is not None]
+        return page(
+            f"{self.catalog.base}/v1/me/feed/releases", items, limit=limit, offset=offset, total=total
+        )
+
     # Spotify's /v1/me/library: tracks and albums by URI ------------------------------------------
-    def add_to_library(self, user_id: str, items: list[tuple[Kind, str]]) -> None:
+    def add_to_library(self, user_id: str, items: list[tuple[IdKind, str]]) -> None:
         for kind, ids in _by_kind(items).items():
-            self.save(user_id, kind, ids)
+            if kind == "artist":
+                self.follow(user_id, ids)
+            else:
+                self.save(user_id, kind, ids)
 
-    def remove_from_library(self, user_id: str, items: list[tuple[Kind, str]]) -> None:
+    def remove_from_library(self, user_id: str, items: list[tuple[IdKind, str]]) -> None:
         for kind, ids in _by_kind(items).items():
-            self.remove(user_id, kind, ids)
+            if kind == "artist":
+                self.unfollow(user_id, ids)
+            else:
+                self.remove(user_id, kind, ids)
 
-    def library_contains(self, user_id: str, items: list[tuple[Kind, str]]) -> list[bool]:
+    def library_contains(self, user_id: str, items: list[tuple[IdKind, str]]) -> list[bool]:
         found = {
             (kind, i)
             for kind, ids in _by_kind(items).items()
-            for i, yes in zip(ids, self.contains(user_id, kind, ids), strict=True)
+            for i, yes in zip(
+                ids,
+                self.follows(user_id, ids) if kind == "artist" else self.contains(user_id, kind, ids),
+                strict=True,
+            )
             if yes
         }
         return [item in found for item in items]
 
 
-def _by_kind(items: list[tuple[Kind, str]]) -> dict[Kind, list[str]]:
-    out: dict[Kind, list[str]] = {}
+def _by_kind(items: list[tuple[IdKind, str]]) -> dict[IdKind, list[str]]:
+    out: dict[IdKind, list[str]] = {}
     for kind, id_ in items:
         out.setdefault(kind, []).append(id_)
     return out

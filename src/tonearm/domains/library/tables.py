@@ -36,7 +36,7 @@ playlist_collaborators = sa.Table(
     "playlist_collaborators",
     metadata,
     fk("playlist_id", "playlists.id", primary_key=True),
-    fk("user_id", "users.id", primary_key=True),
+    fk("user_id", "users.id", primary_key=True, index=True),  # "playlists I collaborate on"
     created_at(),
 )
 

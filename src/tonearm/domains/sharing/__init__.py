@@ -1,0 +1,1 @@
+"""Sharing: public pages, embeds, oEmbed, URI resolution and short share links."""
