@@ -25,7 +25,7 @@ from tonearm.domains.accounts.tables import sessions, users
 from tonearm.kernel.cache import TTLCache
 from tonearm.kernel.clock import Clock
 from tonearm.kernel.db import Database
-from tonearm.kernel.errors import BadRequest, Conflict, TooManyRequests, Unauthorized
+from tonearm.kernel.errors import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized
 from tonearm.kernel.ids import new_id
 from tonearm.kernel.ratelimit import RateLimiter
 
@@ -328,6 +328,37 @@ class AccountService:
                 .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
+        self._live.clear()
+
+    def reauthenticate(self, user_id: str, password: str) -> None:
+        """Asks the signed-in user for their password again before something irreversible
+        (deleting the account). A stolen access token is not enough; wrong guesses are limited
+        per user as failed logins are (per address and e-mail)."""
+        key = f"reauth:{user_id}"
+        wait = self.limiter.retry_after(key, self.login_limit, 60)
+        if wait > 0:
+            raise TooManyRequests(f"too many wrong passwords; try again in {int(wait) + 1} s", int(wait) + 1)
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(users.c.password_hash).where(users.c.id == user_id)).first()
+        ok = False
+        if row is not None:
+            try:
+                ok = self.hasher.verify(row.password_hash, password)
+            except (VerificationError, InvalidHashError):
+                ok = False
+        if not ok:
+            self.limiter.hit(key)
+            raise Forbidden("password: incorrect")
+        self.limiter.reset(key)
+
+    def delete_user(self, conn: sa.Connection, user_id: str) -> None:
+        """Deletes the user row in the caller's transaction; what refers to it by a cascading
+        foreign key goes with it. Call `forget_sessions()` once the transaction has committed."""
+        conn.execute(sa.delete(users).where(users.c.id == user_id))
+
+    def forget_sessions(self) -> None:
+        """Drops this process's cache of live sessions (other processes' within its TTL), after
+        sessions were revoked or deleted outside this service."""
         self._live.clear()
 
     def get_user(self, user_id: str) -> sa.Row[Any] | None:

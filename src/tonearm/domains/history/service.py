@@ -1,9 +1,14 @@
-"""Player events in, plays and quality-of-experience figures out.
+"""Player events in; plays, listening history and quality-of-experience figures out.
 
 Events are idempotent: each carries a client-made id, unique per user, and a retried batch adds
 nothing. Events of one listening (`playback_id`) add up on a `playbacks` row; when the listener
 has heard 30 seconds (Spotify's rule; the whole track if it is shorter) the playback is counted,
-once, as a play. Start-up latency and rebuffering feed /metrics per rendition.
+once, as a play, and in the same transaction added to the listener's `listening_scores` (see
+scores.py), which the top lists read. Start-up latency and rebuffering feed /metrics per rendition.
+
+Reads, in the Spotify Web API's shapes: recently played (cursor paging over `plays`), top
+tracks and artists (`listening_scores` in index order) and a yearly summary (stats.py). Each
+leaves out tracks the listener may no longer see.
 """
 
 from __future__ import annotations
@@ -11,18 +16,27 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
+import orjson
 import sqlalchemy as sa
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.dialects import postgresql, sqlite
 
 from tonearm.domains.catalog.service import CatalogService
+from tonearm.domains.catalog.tables import artists, genres, track_artists, track_genres, tracks
+from tonearm.domains.history import stats
 from tonearm.domains.history.schemas import PlayerEvent
-from tonearm.domains.history.tables import play_events, playbacks, plays
+from tonearm.domains.history.scores import MEDIUM_WINDOW, SHORT_WINDOW, decayed
+from tonearm.domains.history.tables import listening_scores, play_events, playbacks, plays
 from tonearm.kernel.clock import Clock
-from tonearm.kernel.db import Database
-from tonearm.kernel.errors import NotFound
+from tonearm.kernel.db import Database, UTCDateTime
+from tonearm.kernel.errors import BadRequest, NotFound
+from tonearm.kernel.ids import is_valid_id, uri
+from tonearm.kernel.paging import check_window, page
 
 PLAY_THRESHOLD_MS = 30_000
 MAX_AGE = dt.timedelta(days=30)  # older events are refused, not silently dated
@@ -67,6 +81,10 @@ class HistoryService:
         self.clock = clock
         self._played_s: dict[str, float] = defaultdict(float)
         self._stalled_s: dict[str, float] = defaultdict(float)
+        self._summaries: stats.ListenerCache[dict[str, Any]] = stats.ListenerCache(ttl_s=60)
+        # A top list's total costs a visibility check per item listened to (thousands): kept a
+        # little while, as clients page through a list within seconds.
+        self._totals: stats.ListenerCache[int] = stats.ListenerCache(ttl_s=30)
 
     def record(self, user_id: str, events: list[PlayerEvent]) -> dict[str, Any]:
         """Stores a batch; returns how many were new, already known, and refused (with why)."""
@@ -153,6 +171,9 @@ class HistoryService:
                 if pb.track_id == e.track_id:  # a playback id reused for another track is ignored
                     self._apply(pb, e, durations.get(e.track_id, 0))
             counted = self._save_playbacks(conn, user_id, sessions, now)
+        if counted:  # after the commit: what is computed from here on sees the new plays
+            self._summaries.forget(user_id)
+            self._totals.forget(user_id)
         self._observe(fresh, sessions)
         return fresh, counted
 
@@ -206,6 +227,7 @@ class HistoryService:
     ) -> int:
         counted = 0
         per_track: dict[str, int] = defaultdict(int)
+        new_plays: list[tuple[str, dt.datetime, int]] = []
         for pid, pb in sessions.items():
             values = {
                 "rendition": pb.rendition,
@@ -236,6 +258,7 @@ class HistoryService:
             if pb.counted_at is not None:  # counted by this batch: exactly once per playback
                 counted += 1
                 per_track[pb.track_id] += 1
+                new_plays.append((pb.track_id, pb.counted_at, pb.ms_played))
                 conn.execute(
                     sa.insert(plays).values(
                         user_id=user_id,
@@ -247,6 +270,7 @@ class HistoryService:
                 )
         if per_track:
             self.catalog.add_plays(conn, per_track)
+            _add_scores(conn, user_id, new_plays)
         return counted
 
     def _observe(self, fresh: list[PlayerEvent], sessions: dict[str, _Playback]) -> None:
@@ -268,6 +292,354 @@ class HistoryService:
         for label in set(self._played_s) | set(self._stalled_s):
             total = self._played_s[label] + self._stalled_s[label]
             REBUFFER_RATIO.labels(label).set(self._stalled_s[label] / total if total else 0.0)
+
+    # Recently played ---------------------------------------------------------------------------
+    def recently_played(
+        self, user_id: str, *, limit: int = 20, before: str | None = None, after: str | None = None
+    ) -> dict[str, Any]:
+        """The listener's plays, newest first, in Spotify's cursor-paging shape.
+
+        `before` / `after` take a Unix time in milliseconds (Spotify's form) or a cursor from a
+        previous answer, `<ms>:<play id>`, which also orders plays heard in the same millisecond.
+        `after` pages forward in time: it answers the plays just after the cursor (still newest
+        first), and its `next` goes on forward. Without either, or with `before`, `next` goes back.
+        """
+        if not 1 <= limit <= MAX_RECENT:
+            raise BadRequest(f"limit: must be between 1 and {MAX_RECENT}")
+        if before is not None and after is not None:
+            raise BadRequest("before, after: give one of them, not both")
+        params: dict[str, Any] = {"u": user_id, "n": limit + 1}
+        if after is not None:
+            stmt = _RECENT_AFTER
+            params["at"], params["pid"] = _parse_cursor(after, "after", _NO_PLAY_AFTER)
+        elif before is not None:
+            stmt = _RECENT_BEFORE
+            params["at"], params["pid"] = _parse_cursor(before, "before", _NO_PLAY_BEFORE)
+        else:
+            stmt = _RECENT
+        with self.db.read() as conn:
+            rows = list(conn.execute(stmt, params))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if after is not None:
+            rows.reverse()  # read oldest first from the cursor; answered newest first
+        objs = self.catalog.tracks_json([r.track_id for r in rows], user_id)
+        base = f"{self.catalog.base}/v1/me/player/recently-played"
+        items = [
+            {
+                "track": orjson.Fragment(obj),
+                "played_at": _iso_ms(r.played_at),
+                "context": self._context(r.context_uri),
+            }
+            for r, obj in zip(rows, objs, strict=True)
+            if obj is not None
+        ]
+        cursors = {"after": _cursor(rows[0]), "before": _cursor(rows[-1])} if rows else None
+        direction, given = ("after", after) if after is not None else ("before", before)
+        nxt = None
+        if more and cursors is not None:
+            nxt = f"{base}?{urlencode({'limit': limit, direction: cursors[direction]})}"
+        here = {"limit": limit} | ({direction: given} if given is not None else {})
+        return {
+            "items": items,
+            "next": nxt,
+            "cursors": cursors,
+            "limit": limit,
+            "href": f"{base}?{urlencode(here)}",
+        }
+
+    def _context(self, context_uri: str | None) -> dict[str, Any] | None:
+        """Spotify's context object for the album, artist or playlist a play came from; None for
+        anything else (clients may send what they like there)."""
+        parts = (context_uri or "").split(":")
+        if len(parts) != 3 or parts[0] not in ("tonearm", "spotify") or parts[1] not in _CONTEXTS:
+            return None
+        kind, id_ = parts[1], parts[2]
+        if not is_valid_id(id_):
+            return None
+        base = self.catalog.base
+        return {
+            "type": kind,
+            "uri": uri(kind, id_),
+            "href": f"{base}/v1/{kind}s/{id_}",
+            "external_urls": {"tonearm": f"{base}/{kind}/{id_}"},
+        }
+
+    # Top tracks and artists ----------------------------------------------------------------------
+    def top(
+        self, user_id: str, type_: str, *, time_range: str = "medium_term", limit: int = 20, offset: int = 0
+    ) -> dict[str, Any]:
+        """Spotify's paging object of full track or artist objects, most listened first:
+        `short_term` ranks by the 14-day-half-life score among items played in the last 4 weeks,
+        `medium_term` by the 90-day one within 6 months, `long_term` by all-time plays."""
+        kind = _TOP_TYPES.get(type_)
+        if kind is None:
+            raise BadRequest(f"type: must be artists or tracks, not {type_[:40]!r}")
+        if time_range not in _WINDOWS:
+            raise BadRequest(
+                f"time_range: must be short_term, medium_term or long_term, not {time_range[:40]!r}"
+            )
+        check_window(limit, offset)
+        rows_stmt, count_stmt = _TOP[(kind, time_range)]
+        window = _WINDOWS[time_range]
+        params: dict[str, Any] = {"u": user_id, "n": limit, "o": offset}
+        if window is not None:
+            params["since"] = self.clock.now() - window
+        with self.db.read() as conn:
+            ids = list(conn.execute(rows_stmt, params).scalars())
+            if 0 < len(ids) < limit or (not ids and not offset):  # the last page says how many
+                total = offset + len(ids)
+            else:
+                key = self._totals.key(user_id, kind, time_range)
+                cached = self._totals.get(key)
+                if cached is None:
+                    cached = int(conn.execute(count_stmt, params).scalar_one())
+                    self._totals.put(key, cached)
+                total = cached
+        objs = self.catalog.tracks_json(ids, user_id) if kind == "track" else self.catalog.artists_json(ids)
+        items = [orjson.Fragment(o) for o in objs if o is not None]
+        return page(
+            f"{self.catalog.base}/v1/me/top/{type_}",
+            items,
+            limit=limit,
+            offset=offset,
+            total=total,
+            time_range=time_range,
+        )
+
+    # The yearly summary --------------------------------------------------------------------------
+    def year_summary(self, user_id: str, year: str, tz: str | None = None) -> dict[str, Any]:
+        """Minutes and plays, distinct tracks and artists, the top 5 tracks, artists and genres,
+        and plays by hour of day and by month in the time zone `tz` (IANA name; default UTC).
+        Totals count every play of the year; the top tracks leave out tracks the listener may
+        no longer see."""
+        zone = stats.parse_tz(tz)
+        y = stats.parse_year(year, self.clock.now().astimezone(zone))  # New Year comes first east
+        key = self._summaries.key(user_id, y, zone.key)
+        cached = self._summaries.get(key)
+        if cached is not None:
+            return cached
+        tally = stats.YearTally(zone)
+        start = dt.datetime(y, 1, 1, tzinfo=zone)
+        end = dt.datetime(y + 1, 1, 1, tzinfo=zone)
+        with self.db.read() as conn:
+            tally.add_all(conn.execute(_YEAR_PLAYS, {"u": user_id, "start": start, "end": end}))
+            track_ids = sorted(tally.tracks)
+            artist_links = _links(conn, _TRACK_ARTIST_LINKS, track_ids)
+            genre_links = _links(conn, _TRACK_GENRE_LINKS, track_ids)
+        by_artist = tally.roll_up(artist_links)
+        by_genre = tally.roll_up(genre_links)
+        top_tracks = _first_visible(
+            stats.ranked(tally.tracks), lambda ids: self.catalog.tracks_json(ids, user_id)
+        )
+        top_artists = _first_visible(stats.ranked(by_artist), self.catalog.artists_json)
+        summary = {
+            "year": y,
+            "time_zone": zone.key,
+            "plays": tally.total.plays,
+            "minutes_played": tally.total.ms // 60_000,
+            "ms_played": tally.total.ms,
+            "distinct_tracks": len(tally.tracks),
+            "distinct_artists": len(by_artist),
+            "top_tracks": [tally.tracks[i].json() | {"track": o} for i, o in top_tracks],
+            "top_artists": [by_artist[i].json() | {"artist": o} for i, o in top_artists],
+            "top_genres": [{"name": g} | by_genre[g].json() for g in stats.ranked(by_genre)[: stats.TOP_N]],
+            "by_hour": [{"hour": h} | t.json() for h, t in enumerate(tally.hours)],
+            "by_month": [{"month": m + 1} | t.json() for m, t in enumerate(tally.months)],
+        }
+        self._summaries.put(key, summary)
+        return summary
+
+
+MAX_RECENT = 50
+_CONTEXTS = ("album", "artist", "playlist")
+_TOP_TYPES = {"tracks": "track", "artists": "artist"}
+_WINDOWS: dict[str, dt.timedelta | None] = {
+    "short_term": SHORT_WINDOW,
+    "medium_term": MEDIUM_WINDOW,
+    "long_term": None,
+}
+_UNIX = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
+_MAX_MS = (dt.datetime(9999, 12, 31, tzinfo=dt.UTC) - _UNIX) // _MS
+_CURSOR_RE = re.compile(r"^([0-9]{1,15})(?::([0-9]{1,18}))?$")
+# Play ids for a cursor without one: `before=ms` means strictly before that instant (no play id
+# is below 0), `after=ms` strictly after it (none is above 2**62).
+_NO_PLAY_BEFORE = 0
+_NO_PLAY_AFTER = 2**62
+
+
+def _parse_cursor(value: str, name: str, no_play: int) -> tuple[dt.datetime, int]:
+    m = _CURSOR_RE.match(value)
+    if m is None or int(m.group(1)) > _MAX_MS:
+        raise BadRequest(
+            f"{name}: {value[:40]!r} is not a Unix time in milliseconds (or a cursor from a previous answer)"
+        )
+    at = _UNIX + int(m.group(1)) * _MS
+    return at, int(m.group(2)) if m.group(2) else no_play
+
+
+def _cursor(row: Any) -> str:
+    return f"{(row.played_at - _UNIX) // _MS}:{row.id}"
+
+
+def _iso_ms(ts: dt.datetime) -> str:
+    """Spotify's `played_at`: ISO 8601 UTC with milliseconds."""
+    return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+# Statements built once (building a SELECT costs about what SQLite takes to run it).
+_U = sa.bindparam("u", type_=sa.String())
+_N = sa.bindparam("n", type_=sa.Integer())
+_O = sa.bindparam("o", type_=sa.Integer())
+_AT = sa.bindparam("at", type_=UTCDateTime())
+_PID = sa.bindparam("pid", type_=sa.BigInteger())
+_SINCE = sa.bindparam("since", type_=UTCDateTime())
+_VISIBLE = sa.and_(
+    tracks.c.status == "ready", sa.or_(tracks.c.visibility == "public", tracks.c.owner_user_id == _U)
+)
+_PLAYS_SEEN = (
+    sa.select(plays.c.id, plays.c.track_id, plays.c.played_at, plays.c.context_uri)
+    .join(tracks, tracks.c.id == plays.c.track_id)
+    .where(plays.c.user_id == _U, _VISIBLE)
+)
+# A cursor names a play; where it is (its exact time) comes from the play itself, so plays within
+# one millisecond keep their order. A play gone since (or another user's) leaves the cursor's
+# millisecond as the position.
+_CURSOR_AT = sa.func.coalesce(
+    sa.select(plays.c.played_at).where(plays.c.id == _PID, plays.c.user_id == _U).scalar_subquery(),
+    _AT,
+)
+_RECENT = _PLAYS_SEEN.order_by(plays.c.played_at.desc(), plays.c.id.desc()).limit(_N)
+_RECENT_BEFORE = (
+    _PLAYS_SEEN.where(
+        plays.c.played_at <= _CURSOR_AT,
+        sa.or_(plays.c.played_at < _CURSOR_AT, plays.c.id < _PID),
+    )
+    .order_by(plays.c.played_at.desc(), plays.c.id.desc())
+    .limit(_N)
+)
+_RECENT_AFTER = (
+    _PLAYS_SEEN.where(
+        plays.c.played_at >= _CURSOR_AT,
+        sa.or_(plays.c.played_at > _CURSOR_AT, plays.c.id > _PID),
+    )
+    .order_by(plays.c.played_at, plays.c.id)
+    .limit(_N)
+)
+
+
+def _top_statements(kind: str, time_range: str) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The page and the count of one top list: index order, tie broken by item id."""
+    ls = listening_scores
+    order = {"short_term": ls.c.short, "medium_term": ls.c.medium, "long_term": ls.c.plays}[time_range]
+    conds: list[sa.ColumnElement[bool]] = [ls.c.user_id == _U, ls.c.kind == kind]
+    if _WINDOWS[time_range] is not None:
+        conds.append(ls.c.last_played_at >= _SINCE)
+    if kind == "track":  # the listener's view of each track, as everywhere
+        src = ls.join(tracks, tracks.c.id == ls.c.item_id)
+        conds.append(_VISIBLE)
+    else:
+        src = ls.join(artists, artists.c.id == ls.c.item_id)
+    rows = (
+        sa.select(ls.c.item_id)
+        .select_from(src)
+        .where(*conds)
+        .order_by(order.desc(), ls.c.item_id.desc())
+        .limit(_N)
+        .offset(_O)
+    )
+    return rows, sa.select(sa.func.count()).select_from(src).where(*conds)
+
+
+_TOP = {(k, r): _top_statements(k, r) for k in ("track", "artist") for r in _WINDOWS}
+
+_YEAR_PLAYS = sa.select(plays.c.track_id, plays.c.played_at, plays.c.ms_played).where(
+    plays.c.user_id == _U,
+    plays.c.played_at >= sa.bindparam("start", type_=UTCDateTime()),
+    plays.c.played_at < sa.bindparam("end", type_=UTCDateTime()),
+)
+_IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
+_TRACK_ARTIST_LINKS = sa.select(track_artists.c.track_id, track_artists.c.artist_id).where(
+    track_artists.c.track_id.in_(_IDS)
+)
+_TRACK_GENRE_LINKS = (
+    sa.select(track_genres.c.track_id, genres.c.name)
+    .join(genres, genres.c.id == track_genres.c.genre_id)
+    .where(track_genres.c.track_id.in_(_IDS))
+)
+
+
+def _links(conn: sa.Connection, stmt: sa.Select[Any], track_ids: Sequence[str]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for i in range(0, len(track_ids), 500):
+        out.extend((a, b) for a, b in conn.execute(stmt, {"ids": track_ids[i : i + 500]}))
+    return out
+
+
+def _first_visible(
+    ranked_ids: list[str], load: Callable[[Sequence[str]], list[bytes | None]]
+) -> list[tuple[str, orjson.Fragment]]:
+    """The first TOP_N ids whose object the listener may see, loading a few at a time."""
+    out: list[tuple[str, orjson.Fragment]] = []
+    for i in range(0, len(ranked_ids), stats.TOP_N * 2):
+        chunk = ranked_ids[i : i + stats.TOP_N * 2]
+        out.extend((id_, orjson.Fragment(o)) for id_, o in zip(chunk, load(chunk), strict=True) if o)
+        if len(out) >= stats.TOP_N:
+            break
+    return out[: stats.TOP_N]
+
+
+def _add_scores(conn: sa.Connection, user_id: str, new_plays: list[tuple[str, dt.datetime, int]]) -> None:
+    """Adds plays to the listener's scores for their tracks and the tracks' artists (see
+    scores.py), one upsert per row touched, in the caller's transaction."""
+    links = conn.execute(
+        _TRACK_ARTIST_LINKS, {"ids": sorted({track_id for track_id, _, _ in new_plays})}
+    ).all()
+    artists_of: dict[str, list[str]] = defaultdict(list)
+    for track_id, artist_id in links:
+        artists_of[track_id].append(artist_id)
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for track_id, played_at, ms_played in new_plays:
+        short, medium = decayed(played_at)
+        for kind, item_id in [("track", track_id), *(("artist", a) for a in artists_of[track_id])]:
+            row = rows.get((kind, item_id))
+            if row is None:
+                rows[(kind, item_id)] = {
+                    "user_id": user_id,
+                    "kind": kind,
+                    "item_id": item_id,
+                    "plays": 1,
+                    "ms_played": ms_played,
+                    "short": short,
+                    "medium": medium,
+                    "last_played_at": played_at,
+                }
+            else:
+                row["plays"] += 1
+                row["ms_played"] += ms_played
+                row["short"] += short
+                row["medium"] += medium
+                row["last_played_at"] = max(row["last_played_at"], played_at)
+    ls = listening_scores
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(ls)
+    new = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[ls.c.user_id, ls.c.kind, ls.c.item_id],
+        set_={
+            "plays": ls.c.plays + new.plays,
+            "ms_played": ls.c.ms_played + new.ms_played,
+            "short": ls.c.short + new.short,
+            "medium": ls.c.medium + new.medium,
+            "last_played_at": sa.case(
+                (new.last_played_at > ls.c.last_played_at, new.last_played_at),
+                else_=ls.c.last_played_at,
+            ),
+        },
+    )
+    # In key order, so two transactions adding to the same rows cannot deadlock.
+    conn.execute(stmt, [rows[k] for k in sorted(rows)])
 
 
 def _label(rendition: str | None) -> str:

@@ -60,8 +60,11 @@ playbacks = sa.Table(
 # Running totals per listener and track / artist, updated when a play counts, so the top lists
 # read an index instead of aggregating every play. `short` and `medium` are decayed scores:
 # sum of 2 ** ((played_at - SCORE_EPOCH) / half-life) over plays (half-lives of 2 weeks and 3
-# months; see history.service), so ordering by them ranks recent listening first without a
-# rescan; `plays` is the all-time count (long_term).
+# months; see history/scores.py), so ordering by them ranks recent listening first without a
+# rescan; `plays` is the all-time count (long_term). `item_id` has no foreign key (it names a
+# track or an artist): readers join the catalog and skip what is gone. The ranking indexes end
+# with `item_id`, the tie-break, so a top list is read in index order and stops at the page's end;
+# the `last_played_at` one counts a short/medium list's total.
 listening_scores = sa.Table(
     "listening_scores",
     metadata,
@@ -74,9 +77,10 @@ listening_scores = sa.Table(
     sa.Column("medium", sa.Float(), nullable=False, server_default="0"),
     sa.Column("last_played_at", UTCDateTime(), nullable=False),
     sa.CheckConstraint("kind in ('track','artist')", name="kind"),
-    sa.Index("ix_listening_scores_short", "user_id", "kind", "short"),
-    sa.Index("ix_listening_scores_medium", "user_id", "kind", "medium"),
-    sa.Index("ix_listening_scores_plays", "user_id", "kind", "plays"),
+    sa.Index("ix_listening_scores_short", "user_id", "kind", "short", "item_id"),
+    sa.Index("ix_listening_scores_medium", "user_id", "kind", "medium", "item_id"),
+    sa.Index("ix_listening_scores_plays", "user_id", "kind", "plays", "item_id"),
+    sa.Index("ix_listening_scores_recent", "user_id", "kind", "last_played_at", "item_id"),
 )
 
 # A listener's request for a copy of their data: built by a job (it can be large), kept as a
