@@ -19,6 +19,8 @@ BENCHES = [
     ["search_postgres.py", "--n", "1000000", "--queries", "3000"],
     ["search_freshness.py"],
     ["search_api.py", "--tracks", "100000"],
+    ["playlists.py"],
+    ["history.py"],
 ]
 
 

@@ -17,9 +17,13 @@ from tonearm.domains.history.service import HistoryService
 from tonearm.domains.ingest import tasks as ingest_tasks
 from tonearm.domains.ingest.importer import Importer
 from tonearm.domains.ingest.service import IngestService
+from tonearm.domains.library.playlists import PlaylistService
 from tonearm.domains.library.service import LibraryService
+from tonearm.domains.privacy import tasks as privacy_tasks
+from tonearm.domains.privacy.service import PrivacyService
 from tonearm.domains.search.indexer import Indexer
 from tonearm.domains.search.service import SearchService
+from tonearm.domains.sharing.service import SharingService
 from tonearm.domains.streaming.service import StreamingService
 from tonearm.kernel.clock import Clock, SystemClock
 from tonearm.kernel.db import Database, make_engine
@@ -92,6 +96,7 @@ def search_index_for(url: str, db: Database) -> SearchIndex:
 def task_registry() -> TaskRegistry:
     registry = TaskRegistry()
     ingest_tasks.register(registry)
+    privacy_tasks.register(registry)
     return registry
 
 
@@ -114,6 +119,9 @@ class Container:
     indexer: Indexer
     search: SearchService
     library: LibraryService
+    privacy: PrivacyService
+    playlists: PlaylistService
+    sharing: SharingService
     _workers: list[tuple[Worker, threading.Thread]] = field(default_factory=list)
 
     def worker(self, name: str | None = None) -> Worker:
@@ -218,4 +226,19 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         indexer=indexer,
         search=search,
         library=LibraryService(db, catalog, clock),
+        sharing=SharingService(
+            db, streaming, clock, limiter, settings.public_url, preview_ttl_s=settings.grant_ttl_s
+        ),
+        privacy=PrivacyService(
+            db,
+            blobs,
+            jobs,
+            clock,
+            accounts,
+            catalog,
+            settings.resolved_secret_key(),
+            settings.public_url,
+            tmp_dir=settings.data_dir / "tmp",
+        ),
+        playlists=PlaylistService(db, catalog, clock, blobs, ingest),
     )

@@ -6,6 +6,9 @@ Also: a worker killed mid-job leaves the job to be retried by another worker onc
 
 from __future__ import annotations
 
+import base64
+import datetime
+import io
 import os
 import signal
 import socket
@@ -20,6 +23,7 @@ import httpx
 import pytest
 import spotipy
 import sqlalchemy as sa
+from PIL import Image
 
 from tests.helpers import make_tone
 from tonearm.kernel.db import make_engine
@@ -102,6 +106,39 @@ def _login(base: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {tok['access_token']}", "token": tok["access_token"]}
 
 
+def _playlist_steps(sp: spotipy.Spotify, track_id: str) -> None:
+    """Playlists as spotipy's own calls send them (its newer `/items` paths, a bare list of URIs
+    to add, `{"items": [...]}` to remove, a base64 body for the cover)."""
+    me = sp.me()
+    pl = sp.user_playlist_create(me["id"], "E2E Mix", public=False, description="made by spotipy")
+    assert pl["name"] == "E2E Mix" and pl["public"] is False and pl["tracks"]["total"] == 0
+    sp.playlist_add_items(pl["id"], [track_id, track_id])
+    first = sp.playlist_add_items(pl["id"], [f"spotify:track:{track_id}"], position=0)["snapshot_id"]
+    moved = sp.playlist_reorder_items(pl["id"], range_start=0, insert_before=3, snapshot_id=first)
+    assert moved["snapshot_id"] != first
+    with pytest.raises(spotipy.SpotifyException) as stale:  # another edit came first
+        sp.playlist_reorder_items(pl["id"], range_start=0, insert_before=2, snapshot_id=first)
+    assert stale.value.http_status == 409
+    items = sp.playlist_items(pl["id"])
+    assert items["total"] == 3 and [i["track"]["id"] for i in items["items"]] == [track_id] * 3
+    assert len(sp.playlist_cover_image(pl["id"])) == 3  # the album's cover, the only one there is
+    sp.playlist_remove_all_occurrences_of_items(pl["id"], [track_id])
+    assert sp.playlist_items(pl["id"])["total"] == 0
+    other = sp.current_user_playlist_create("Second", description="public")
+    sp.playlist_change_details(other["id"], name="Second, renamed")
+    cover = io.BytesIO()
+    Image.new("RGB", (300, 300), (200, 40, 90)).save(cover, format="JPEG")
+    sp.playlist_upload_cover_image(other["id"], base64.b64encode(cover.getvalue()).decode())
+    assert [i["width"] for i in sp.playlist_cover_image(other["id"])] == [640, 300, 64]
+    mine = sp.current_user_playlists()
+    assert [(p["id"], p["name"]) for p in mine["items"]] == [
+        (other["id"], "Second, renamed"),
+        (pl["id"], "E2E Mix"),
+    ]
+    sp.current_user_unfollow_playlist(other["id"])  # its owner deletes it
+    assert [p["id"] for p in sp.current_user_playlists()["items"]] == [pl["id"]]
+
+
 def test_upload_process_and_read_back_with_spotipy(server: dict[str, Any]) -> None:
     base, env, tmp = server["base"], server["env"], server["tmp"]
     worker = subprocess.Popen(
@@ -158,6 +195,18 @@ def test_upload_process_and_read_back_with_spotipy(server: dict[str, Any]) -> No
         sp.current_user_saved_albums_add([album["id"]])
         assert sp.current_user_saved_albums()["items"][0]["album"]["id"] == album["id"]
         assert sp.current_user_saved_albums_contains([album["id"]]) == [True]
+        # Following, as spotipy sends it (artist URIs to /v1/me/library), and the release feed.
+        sp.user_follow_artists([artist["id"]])
+        assert sp.current_user_following_artists([artist["id"]]) == [True]
+        followed = sp.current_user_followed_artists()["artists"]
+        assert [a["id"] for a in followed["items"]] == [artist["id"]] and followed["cursors"]["after"] is None
+        assert followed["items"][0]["followers"]["total"] == 1
+        feed = httpx.get(f"{base}/v1/me/feed/releases", headers={"Authorization": auth["Authorization"]})
+        assert [a["id"] for a in feed.json()["items"]] == [album["id"]]
+        sp.user_unfollow_artists([artist["id"]])
+        assert sp.current_user_following_artists([artist["id"]]) == [False]
+        _play_and_read_recently_played(base, auth, sp, track_id)
+        _playlist_steps(sp, track_id)
         grant = httpx.get(
             f"{base}/v1/tracks/{track_id}/playback", headers={"Authorization": auth["Authorization"]}
         ).json()
@@ -167,6 +216,32 @@ def test_upload_process_and_read_back_with_spotipy(server: dict[str, Any]) -> No
     finally:
         worker.terminate()
         worker.wait(20)
+
+
+def _play_and_read_recently_played(
+    base: str, auth: dict[str, str], sp: spotipy.Spotify, track_id: str
+) -> None:
+    """A player reports a listening (the 3 s track counts once 2 s are heard); spotipy reads it
+    back from the listening history, and its cursor pages on to nothing older."""
+    now = datetime.datetime.now(datetime.UTC)
+    events = [
+        {"id": "e2e-1", "type": "start", "track_id": track_id, "playback_id": "e2e-pb",
+         "timestamp": now.isoformat(), "position_ms": 0, "context_uri": f"tonearm:track:{track_id}"},
+        {"id": "e2e-2", "type": "end", "track_id": track_id, "playback_id": "e2e-pb",
+         "timestamp": (now + datetime.timedelta(seconds=3)).isoformat(), "ms_played": 3000},
+    ]  # fmt: skip
+    r = httpx.post(
+        f"{base}/v1/me/player/events",
+        headers={"Authorization": auth["Authorization"]},
+        json={"events": events},
+    )
+    assert r.status_code == 200 and r.json()["plays_counted"] == 1, r.text
+    recent = sp.current_user_recently_played(limit=10)
+    assert [i["track"]["id"] for i in recent["items"]] == [track_id]
+    assert recent["items"][0]["played_at"].endswith("Z") and recent["cursors"]["before"]
+    older = sp.current_user_recently_played(limit=10, before=recent["cursors"]["before"])
+    assert older["items"] == [] and older["next"] is None
+    assert [t["id"] for t in sp.current_user_top_tracks(time_range="short_term")["items"]] == [track_id]
 
 
 def test_killed_worker_job_is_retried(server: dict[str, Any]) -> None:

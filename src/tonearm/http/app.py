@@ -23,7 +23,10 @@ from tonearm.domains.catalog import api as catalog_api
 from tonearm.domains.history import api as history_api
 from tonearm.domains.ingest import api as ingest_api
 from tonearm.domains.library import api as library_api
+from tonearm.domains.library import playlists_api
+from tonearm.domains.privacy import api as privacy_api
 from tonearm.domains.search import api as search_api
+from tonearm.domains.sharing import api as sharing_api
 from tonearm.domains.streaming import api as streaming_api
 from tonearm.http import errors
 from tonearm.http.responses import JSON
@@ -75,6 +78,7 @@ PLAIN_ROUTES = [
     Route(HOT_TRACK_PATH, catalog_api.get_track_route, methods=["GET"]),
     *streaming_api.ROUTES,
     *search_api.ROUTES,
+    *playlists_api.ROUTES,
 ]
 _PLAIN_PATHS = {route.endpoint: route.path for route in PLAIN_ROUTES}
 
@@ -115,7 +119,18 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
     app.state.container = container
     errors.install(app)
     app.add_middleware(MetricsMiddleware)
-    routers = (accounts_api, catalog_api, ingest_api, streaming_api, history_api, search_api, library_api)
+    routers = (
+        accounts_api,
+        catalog_api,
+        ingest_api,
+        streaming_api,
+        history_api,
+        search_api,
+        library_api,
+        sharing_api,
+        playlists_api,
+        privacy_api,
+    )
     for module in routers:
         app.include_router(module.router)
     app.router.routes[0:0] = PLAIN_ROUTES

@@ -142,3 +142,23 @@ def test_health_ready_metrics_openapi(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/v1/me" in spec["paths"] and "/v1/tracks/{track_id}" in spec["paths"]
     assert client.get("/no/such/path").json()["error"]["status"] == 404
+
+
+def test_public_profile_shows_no_private_fields(client: TestClient) -> None:
+    ada = sign_up_and_login(client)
+    bob = sign_up_and_login(client, "bob@example.com")
+    profile = client.get(f"/v1/users/{ada['user_id']}", headers=bob["headers"])
+    assert profile.status_code == 200
+    body = profile.json()
+    assert body["id"] == ada["user_id"] and body["type"] == "user"
+    assert body["uri"] == f"tonearm:user:{ada['user_id']}" and body["href"].endswith(
+        f"/v1/users/{ada['user_id']}"
+    )
+    assert not {"email", "country", "product", "birthdate", "role"} & set(body)
+    me = client.get("/v1/me", headers=ada["headers"]).json()
+    assert {k: me[k] for k in body} == body  # the private object extends the public one
+    missing = client.get("/v1/users/" + "0" * 22, headers=bob["headers"])
+    assert missing.status_code == 404 and missing.json()["error"]["message"] == f"user {'0' * 22} not found"
+    bad = client.get("/v1/users/nope", headers=bob["headers"])
+    assert bad.status_code == 400 and "invalid user id 'nope'" in bad.json()["error"]["message"]
+    assert client.get(f"/v1/users/{ada['user_id']}").status_code == 401

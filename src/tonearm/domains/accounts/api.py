@@ -11,32 +11,39 @@ from tonearm.domains.accounts.schemas import PasswordChange, SignUp
 from tonearm.domains.accounts.service import AuthError, Principal
 from tonearm.http.auth import container, current_user
 from tonearm.kernel.clock import iso
-from tonearm.kernel.ids import uri
+from tonearm.kernel.errors import BadRequest, NotFound
+from tonearm.kernel.ids import is_valid_id, uri
 
 router = APIRouter()
 
 
-def private_user(c: Container, user_id: str) -> dict[str, Any]:
-    """Spotify's private user object."""
-    row = c.accounts.get_user(user_id)
-    assert row is not None
+def public_user(c: Container, row: Any) -> dict[str, Any]:
+    """Spotify's public user object: what anyone may see of a listener."""
     base = c.settings.public_url.rstrip("/")
     images: list[dict[str, Any]] = []
     if row.avatar_image_id:
         images = [{"url": f"{base}/images/{row.avatar_image_id}/300", "height": 300, "width": 300}]
     return {
-        "country": row.country,
         "display_name": row.display_name,
-        "email": row.email,
-        "explicit_content": {"filter_enabled": False, "filter_locked": False},
         "external_urls": {"tonearm": f"{base}/user/{row.id}"},
         "followers": {"href": None, "total": 0},
         "href": f"{base}/v1/users/{row.id}",
         "id": row.id,
         "images": images,
-        "product": row.product,
         "type": "user",
         "uri": uri("user", row.id),
+    }
+
+
+def private_user(c: Container, user_id: str) -> dict[str, Any]:
+    """Spotify's private user object: the public one plus what only its owner sees."""
+    row = c.accounts.get_user(user_id)
+    assert row is not None
+    return public_user(c, row) | {
+        "country": row.country,
+        "email": row.email,
+        "explicit_content": {"filter_enabled": False, "filter_locked": False},
+        "product": row.product,
         "birthdate": row.birth_date.isoformat() if row.birth_date else None,
         "role": row.role,
         "created_at": iso(row.created_at),
@@ -95,6 +102,19 @@ def revoke(token: str = Form(...), c: Container = Depends(container)) -> dict[st
 @router.get("/v1/me", tags=["accounts"])
 def me(user: Principal = Depends(current_user), c: Container = Depends(container)) -> dict[str, Any]:
     return private_user(c, user.user_id)
+
+
+@router.get("/v1/users/{user_id}", tags=["accounts"])
+def user_profile(
+    user_id: str, _user: Principal = Depends(current_user), c: Container = Depends(container)
+) -> dict[str, Any]:
+    """Another listener's public profile (Spotify's public user object)."""
+    if not is_valid_id(user_id):
+        raise BadRequest(f"invalid user id {user_id[:40]!r}: ids are 22 base-62 characters")
+    row = c.accounts.get_user(user_id)
+    if row is None:
+        raise NotFound(f"user {user_id} not found")
+    return public_user(c, row)
 
 
 @router.put("/v1/me/password", status_code=204, tags=["accounts"])
