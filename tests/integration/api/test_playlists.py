@@ -682,3 +682,25 @@ def test_unfollow_deletes_your_own_playlist_and_lets_a_collaborator_leave(
         shared
     ]
     assert client.delete(f"/v1/playlists/{public}/followers", headers=ada["headers"]).status_code == 404
+
+
+def test_a_move_of_an_item_whose_track_was_deleted_meanwhile_is_a_conflict(
+    client: TestClient, container: Container
+) -> None:
+    """Deleting a track from the catalog takes its playlist entries with it without a new
+    snapshot; a move computed on the order before that must not land somewhere else."""
+    ada = sign_up_and_login(client)
+    t = list(seed(container).tracks.values())[:4]
+    pid = create(client, ada["headers"])["id"]
+    client.post(f"/v1/playlists/{pid}/tracks", json={"uris": [turi(x) for x in t]}, headers=ada["headers"])
+    move = {"range_start": 0, "insert_before": 4}
+    assert client.put(f"/v1/playlists/{pid}/tracks", json=move, headers=ada["headers"]).status_code == 200
+    assert order(client, pid, ada["headers"]) == [t[1], t[2], t[3], t[0]]
+    with container.db.write() as conn:  # the uploader deletes t[1]: its entry goes with it
+        conn.execute(sa.delete(tracks).where(tracks.c.id == t[1]))
+    r = client.put(f"/v1/playlists/{pid}/tracks", json=move, headers=ada["headers"])
+    assert r.status_code == 409 and "reload it and try again" in r.json()["error"]["message"]
+    # Tried again on what is there now, [t2, t3, t0], the move works.
+    again = {"range_start": 0, "insert_before": 3}
+    assert client.put(f"/v1/playlists/{pid}/tracks", json=again, headers=ada["headers"]).status_code == 200
+    assert order(client, pid, ada["headers"]) == [t[3], t[0], t[2]]

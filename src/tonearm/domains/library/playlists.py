@@ -234,6 +234,8 @@ _KEYS_AT = (
     .offset(sa.bindparam("offset", type_=sa.Integer()))
 )
 _COUNT = sa.select(sa.func.count()).select_from(E).where(E.c.playlist_id == _PID)
+_ORDER = sa.select(E.c.id, E.c.position_key).where(E.c.playlist_id == _PID).order_by(E.c.position_key)
+_ORDERS_KEPT = 64  # playlists whose order a process keeps (a 10,000-track one: ~1.5 MB)
 _SET_KEY = sa.update(E).where(E.c.id == sa.bindparam("eid")).values(position_key=sa.bindparam("key"))
 
 
@@ -267,6 +269,9 @@ class PlaylistService:
         # Keyed by version, so edits never meet a stale entry (see _total and _page).
         self._totals: TTLCache[tuple[str, int], int] = TTLCache(cache_size, cache_ttl_s)
         self._cursors: TTLCache[tuple[str, int, int], str] = TTLCache(cache_size, cache_ttl_s)
+        # The order of a playlist being edited, (entry id, key) in position order, per version:
+        # a move then finds its items and neighbours by index instead of scanning the entries.
+        self._orders: TTLCache[tuple[str, int], list[tuple[str, str]]] = TTLCache(_ORDERS_KEPT, 600)
 
     # Objects ----------------------------------------------------------------------------------
     def _user(self, user_id: str, display_name: str | None = None) -> Obj:
@@ -655,7 +660,8 @@ class PlaylistService:
         now = self.clock.now()
         with self.db.write() as conn:
             row = self._editable(conn, playlist_id, user_id, snapshot=snapshot)
-            total = self._count(conn, playlist_id)
+            order = self._order(conn, row)
+            total = len(order)
             if range_length < 1:
                 raise BadRequest("range_length: must be at least 1")
             if total == 0:
@@ -667,15 +673,33 @@ class PlaylistService:
                 )
             if not 0 <= insert_before <= total:
                 raise BadRequest(f"insert_before: must be between 0 and {total} (the playlist's length)")
+            new_order: list[tuple[str, str]] | None = order
             if not range_start <= insert_before <= range_start + range_length:  # else it stays put
-                moved = conn.execute(
-                    _KEYS_AT, {"pid": playlist_id, "limit": range_length, "offset": range_start}
-                ).all()
-                before, after = self._neighbours(conn, playlist_id, insert_before, total)
+                moved = order[range_start : range_start + range_length]
+                before = order[insert_before - 1][1] if insert_before > 0 else None
+                after = order[insert_before][1] if insert_before < total else None
                 keys = keys_between(before, after, range_length)
-                conn.execute(_SET_KEY, [{"eid": m.id, "key": k} for m, k in zip(moved, keys, strict=True)])
-                self._renumber_if_long(conn, playlist_id, keys)
+                done = conn.execute(
+                    _SET_KEY, [{"eid": m[0], "key": k} for m, k in zip(moved, keys, strict=True)]
+                )
+                if done.rowcount != range_length:
+                    # A moved entry is gone: its track was deleted from the catalog, which takes
+                    # entries with it without a new version. Start again from the database.
+                    self._orders.invalidate((row.id, row.version))
+                    raise Conflict(
+                        "the playlist changed while it was being edited (a track in it was removed "
+                        "from the catalog); reload it and try again"
+                    )
+                moved_now = [(m[0], k) for m, k in zip(moved, keys, strict=True)]
+                rest = order[:range_start] + order[range_start + range_length :]
+                at = insert_before if insert_before < range_start else insert_before - range_length
+                new_order = rest[:at] + moved_now + rest[at:]
+                if max(len(k) for k in keys) > RENUMBER_ABOVE:
+                    self.renumber(conn, playlist_id)
+                    new_order = None  # new keys everywhere: the next edit reads them
             snapshot_now = self._bump(conn, row, now)
+            if new_order is not None:
+                self._orders.put((row.id, row.version + 1), new_order)
             work = self._refresh_cover(conn, playlist_id, row.image_id)
         self._make_cover(work)
         return snapshot_now
@@ -865,6 +889,15 @@ class PlaylistService:
                 .order_by(numbered.c.pos)
             ).all()
         )
+
+    def _order(self, conn: sa.Connection, row: Any) -> list[tuple[str, str]]:
+        """The playlist's (entry id, key) pairs in order at `row.version` (locked by the caller):
+        kept from this process's last edit, or read in one pass over the index."""
+        order = self._orders.get((row.id, row.version))
+        if order is None:
+            order = [(r[0], r[1]) for r in conn.execute(_ORDER, {"pid": row.id}).all()]
+            self._orders.put((row.id, row.version), order)
+        return order
 
     def _renumber_if_long(self, conn: sa.Connection, playlist_id: str, new_keys: Sequence[str]) -> None:
         if max(len(k) for k in new_keys) > RENUMBER_ABOVE:
