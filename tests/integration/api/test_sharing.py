@@ -282,6 +282,36 @@ def test_track_page_carries_every_tag_a_crawler_reads(
     assert tampered.status_code == 403
 
 
+def test_the_preview_is_a_transcode_never_the_uploaded_file(
+    client: TestClient, container: Container, world: dict[str, Any]
+) -> None:
+    """An original of 128 kb/s MP3 is as small as a preview, but it is the uploader's file (their
+    tags and bytes): the preview is a transcode, made on first use."""
+    track = world["seeded"].tracks["Bohemian Rhapsody"]
+    key = f"originals/{track}.mp3"
+    container.blobs.put_bytes(key, b"ID3 the uploader's own file")
+    with container.db.write() as conn:
+        conn.execute(
+            sa.insert(renditions).values(
+                id=new_id(),
+                track_id=track,
+                name="original",
+                codec="mp3",
+                bitrate_kbps=128,
+                container="mp3",
+                content_type="audio/mpeg",
+                blob_key=key,
+                size_bytes=27,
+                duration_ms=180_000,
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        )
+    container.streaming.invalidate(track)
+    page, _ = crawl(client, f"/track/{track}")
+    assert page.one("og:audio").startswith(f"{BASE}/stream/{track}/aac_96?u=preview&exp=")
+    assert page.one("og:audio:type") == "audio/mp4"
+
+
 def test_album_page_lists_its_songs_in_order(
     client: TestClient, container: Container, world: dict[str, Any]
 ) -> None:

@@ -529,7 +529,12 @@ class SharingService:
         if not info.renditions:
             return None  # nothing to make a rendition from
         lossy = sorted(
-            (r for r in info.renditions.values() if r.codec in ("aac", "mp3") and 0 < r.bitrate_kbps <= 160),
+            (
+                r
+                for r in info.renditions.values()
+                # A transcode, never the uploaded file itself (its tags and bytes are the uploader's).
+                if r.name != "original" and r.codec in ("aac", "mp3") and 0 < r.bitrate_kbps <= 160
+            ),
             key=lambda r: (r.bitrate_kbps, r.codec != "aac"),
         )
         spec = media.RenditionSpec("aac", 96, "m4a")
