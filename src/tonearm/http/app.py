@@ -161,6 +161,14 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
 
         @app.get("/", include_in_schema=False)
         def index() -> FileResponse:
-            return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+            # The player is never framed (clickjacking); /embed/... is what other sites may frame.
+            return FileResponse(
+                WEB_DIR / "index.html",
+                headers={
+                    "Cache-Control": "no-cache",
+                    "X-Frame-Options": "DENY",
+                    "Content-Security-Policy": "frame-ancestors 'none'",
+                },
+            )
 
     return app
