@@ -91,6 +91,11 @@ def test_save_list_contains_and_remove_albums(client: TestClient, container: Con
     body = client.get("/v1/me/albums", headers=h).json()
     assert body["total"] == 2 and [i["album"]["id"] for i in body["items"]] == [help_, opera]
     assert body["items"][1]["album"]["name"] == "A Night at the Opera"
+    # Full album objects, as Spotify's saved albums: with genres, label and the album's tracks.
+    opera_obj = body["items"][1]["album"]
+    assert opera_obj == client.get(f"/v1/albums/{opera}", headers=h).json()
+    assert [t["name"] for t in opera_obj["tracks"]["items"]] == ["Bohemian Rhapsody", "Love of My Life"]
+    assert opera_obj["genres"] == ["Rock"]
     assert client.get(f"/v1/me/albums/contains?ids={opera},{albums['Jazz']}", headers=h).json() == [
         True,
         False,

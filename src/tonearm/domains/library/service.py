@@ -151,13 +151,24 @@ class LibraryService:
                 .offset(offset)
             ).all()
         ids = [r[0] for r in rows]
-        objs = self.catalog.tracks_json(ids, user_id) if kind == "track" else self.catalog.albums_json(ids)
+        objs = self.catalog.tracks_json(ids, user_id) if kind == "track" else self._full_albums(ids, user_id)
         items = [
             {"added_at": _iso(r.added_at), kind: orjson.Fragment(o)}
             for r, o in zip(rows, objs, strict=True)
             if o is not None
         ]
         return page(f"{self.catalog.base}/v1/me/{kind}s", items, limit=limit, offset=offset, total=total)
+
+    def _full_albums(self, ids: list[str], user_id: str) -> list[bytes | None]:
+        """Spotify's saved-album items hold full album objects (with their first tracks), which
+        tools that export a library read; the catalog builds them one by one."""
+        out: list[bytes | None] = []
+        for album_id in ids:
+            try:
+                out.append(orjson.dumps(self.catalog.album(album_id, user_id)))
+            except NotFound:  # deleted since the visibility check
+                out.append(None)
+        return out
 
     # Followed artists ---------------------------------------------------------------------------
     def follow(self, user_id: str, ids: list[str]) -> None:
