@@ -196,6 +196,8 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
     search_index = search_index_for(settings.resolved_search_url, db)
     indexer = Indexer(db, search_index, clock, poll_s=settings.search_poll_s)
     catalog.on_invalidate(lambda _track_id: indexer.poke())
+    playlists = PlaylistService(db, catalog, clock, blobs, ingest)
+    playlists.on_change(lambda _playlist_id: indexer.poke())
     search = SearchService(
         search_index,
         catalog,
@@ -207,6 +209,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         fallback_concurrency=settings.search_fallback_concurrency,
         cache_ttl_s=settings.search_cache_ttl_s,
         inline=db.sqlite and urlparse(settings.resolved_search_url).scheme in ("tantivy", "memory"),
+        playlists=playlists,
     )
     return Container(
         settings,
@@ -240,5 +243,5 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
             settings.public_url,
             tmp_dir=settings.data_dir / "tmp",
         ),
-        playlists=PlaylistService(db, catalog, clock, blobs, ingest),
+        playlists=playlists,
     )

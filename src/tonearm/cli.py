@@ -196,7 +196,8 @@ def search_reindex() -> None:
         click.echo(
             f"indexed {result.documents} documents in {result.seconds:.1f} s "
             f"(tracks {c.search_index.count('track')}, albums {c.search_index.count('album')}, "
-            f"artists {c.search_index.count('artist')}); changes after #{result.seq} replay on top"
+            f"artists {c.search_index.count('artist')}, playlists {c.search_index.count('playlist')}); "
+            f"changes after #{result.seq} replay on top"
         )
     finally:
         c.close()

@@ -99,12 +99,12 @@ class SearchDoc:
     kind: Kind
     id: str
     name: str  # track title, album title, artist name, playlist name
-    artists: tuple[str, ...] = ()  # a track's or album's artists
+    artists: tuple[str, ...] = ()  # a track's or album's artists; a playlist's owner (display name)
     album: str = ""  # a track's album title
     genres: tuple[str, ...] = ()
     description: str = ""  # a track's description, an artist's bio, a playlist's description
     year: int | None = None  # release year (tracks, albums)
-    popularity: int = 0  # plays (tracks; summed for albums and artists), followers (playlists)
+    popularity: int = 0  # plays (tracks; summed for albums and artists); 0 for playlists (no followers yet)
     public: bool = True
     owner_id: str | None = None  # the only user who finds it when it is not public
 

@@ -156,7 +156,13 @@ CATALOG: list[SearchDoc] = [
         "album", "help", "Help!", artists=("The Beatles",), genres=("Rock",), year=1965, popularity=900_000
     ),
     SearchDoc("playlist", "pl1", "Rainy Day Rock", description="rock for a rainy day", popularity=10),
-]
+    # Playlists as the library makes them (playlist_search.py): the owner's display name in
+    # `artists`, popularity 0.
+    SearchDoc("playlist", "roadtrip", "Midnight Motorway", artists=("Ada Lovelace",),
+              description="synthwave for long night drives"),
+    SearchDoc("playlist", "sunday", "Sunday Morning", artists=("Midnight Jones",), description="slow songs"),
+    SearchDoc("playlist", "late", "Late Songs", artists=("Bob",), description="for after midnight"),
+]  # fmt: skip
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -289,6 +295,29 @@ def test_other_kinds(index: SearchIndex) -> None:
     assert find(index, "rainy ", "playlist") == ["pl1"]
     assert find(index, "artist:queen", "album") == ["opera"]
     assert find(index, "genre:rock", "artist")[:2] == ["beatles", "queen"]
+
+
+def test_playlists_by_name_owner_and_description(index: SearchIndex) -> None:
+    assert find(index, "midnight motorway ", "playlist") == ["roadtrip"]
+    assert find(index, "midnigth motrway ", "playlist") == ["roadtrip"]  # typos, as in titles
+    assert find(index, "midnight mot", "playlist") == ["roadtrip"]  # the word being typed
+    assert find(index, "lovelace ", "playlist") == ["roadtrip"]  # by its owner
+    assert find(index, "lovleace ", "playlist") == ["roadtrip"]
+    assert find(index, "night drives ", "playlist") == ["roadtrip"]  # by its description
+    assert find(index, "synthwave driv", "playlist") == ["roadtrip"]
+    assert find(index, "synthwav drives ", "playlist") == []  # no typos in descriptions
+    # The name first, then the owner, then the description.
+    assert find(index, "midnight ", "playlist") == ["roadtrip", "sunday", "late"]
+    # Playlists are found as playlists only, and field filters do not apply to them.
+    assert find(index, "motorway ") == [] and find(index, "lovelace ", "artist") == []
+    assert parse("artist:lovelace").for_kind("playlist", None) is None
+    assert parse("genre:rock").for_kind("playlist", None) is None
+    index.delete([("playlist", "roadtrip")])  # made private, or deleted
+    index.commit(3)
+    assert find(index, "midnight motorway ", "playlist") == []
+    assert hits(index, "lovelace ", "playlist").total == 0
+    assert find(index, "midnight ", "playlist") == ["sunday", "late"]
+    assert index.count("playlist") == 3
 
 
 # Paging --------------------------------------------------------------------------------------

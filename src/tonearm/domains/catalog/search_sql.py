@@ -104,16 +104,21 @@ class _Matcher:
         return folded.like(pattern, escape="\\")
 
 
-def search(db: Database, query: IndexQuery, *, limit: int, offset: int, timeout_ms: int) -> Hits:
-    """The documents of `query.kind` that meet the query, most played first (see the module)."""
-    if query.kind == "playlist":  # no playlists in the catalog yet
+def search(
+    db: Database, query: IndexQuery, *, limit: int, offset: int, timeout_ms: int, shape: Shape | None = None
+) -> Hits:
+    """The documents of `query.kind` that meet the query, most played first (see the module).
+    `shape`: how to find that kind in tables other than the catalog's (the library's playlists,
+    `library/playlist_search.py`); without one, a kind the catalog does not hold has no hits."""
+    shape = shape or _SHAPES.get(query.kind)
+    if shape is None:
         return Hits([], [], 0)
     deadline = time.monotonic() + timeout_ms / 1000
     try:
         with db.read() as conn:
             _bound(conn, db.sqlite, timeout_ms, deadline)
             try:
-                return _run(conn, query, limit=limit, offset=offset, sqlite=db.sqlite)
+                return _run(conn, query, shape, limit=limit, offset=offset, sqlite=db.sqlite)
             finally:
                 _unbound(conn, db.sqlite)
     except sa.exc.OperationalError as exc:
@@ -149,7 +154,9 @@ def _is_timeout(exc: sa.exc.OperationalError) -> bool:
     return "interrupted" in text or "statement timeout" in text or "canceling statement" in text
 
 
-def _run(conn: sa.Connection, query: IndexQuery, *, limit: int, offset: int, sqlite: bool) -> Hits:
+def _run(
+    conn: sa.Connection, query: IndexQuery, shape: Shape, *, limit: int, offset: int, sqlite: bool
+) -> Hits:
     by_key: dict[str, list[int]] = {}
     if query.genres:
         for gid, name in conn.execute(sa.select(genres.c.id, genres.c.name)):
@@ -158,7 +165,6 @@ def _run(conn: sa.Connection, query: IndexQuery, *, limit: int, offset: int, sql
             if key not in by_key:
                 return Hits([], [], 0)  # a genre nothing carries
     m = _Matcher(sqlite)
-    shape = _SHAPES[query.kind]
     source = shape.source(query)
     conds = [shape.visible(query.viewer_id)]
     for must in query.must:
@@ -190,7 +196,7 @@ def _run(conn: sa.Connection, query: IndexQuery, *, limit: int, offset: int, sql
     return Hits([r.id for r in rows], [blend(1.0, int(r.popularity or 0)) for r in rows], total)
 
 
-def _must(m: _Matcher, shape: _Shape, must: Must) -> sa.ColumnElement[bool]:
+def _must(m: _Matcher, shape: Shape, must: Must) -> sa.ColumnElement[bool]:
     text = " ".join(t.text for t in must.terms)
     phrase = must.phrase and len(must.terms) > 1
     either = [
@@ -227,8 +233,9 @@ def _genres_named(contains: Contains) -> sa.Select[Any]:
     return _ids(genres.c.id, contains(genres.c.name))
 
 
-class _Shape:
-    """How one kind of document maps onto the catalog's tables."""
+class Shape:
+    """How one kind of document maps onto tables: the catalog's kinds below; other domains
+    subclass it for theirs and pass it to `search()`."""
 
     id: sa.ColumnElement[str]
 
@@ -251,7 +258,7 @@ class _Shape:
         raise NotImplementedError
 
 
-class _TrackShape(_Shape):
+class _TrackShape(Shape):
     id = tracks.c.id
 
     def source(self, query: IndexQuery) -> sa.FromClause:
@@ -289,7 +296,7 @@ def _album_of_ready(track_cond: sa.ColumnElement[bool]) -> sa.ColumnElement[bool
     return albums.c.id.in_(_ids(tracks.c.album_id, sa.and_(tracks.c.status == "ready", track_cond)))
 
 
-class _AlbumShape(_Shape):
+class _AlbumShape(Shape):
     id = albums.c.id
 
     def source(self, query: IndexQuery) -> sa.FromClause:
@@ -331,7 +338,7 @@ def _artist_of_ready(track_cond: sa.ColumnElement[bool]) -> sa.ColumnElement[boo
     return artists.c.id.in_(_ids(track_artists.c.artist_id, track_artists.c.track_id.in_(ready)))
 
 
-class _ArtistShape(_Shape):
+class _ArtistShape(Shape):
     id = artists.c.id
 
     def source(self, query: IndexQuery) -> sa.FromClause:
@@ -376,4 +383,4 @@ class _ArtistShape(_Shape):
         )
 
 
-_SHAPES: dict[str, _Shape] = {"track": _TrackShape(), "album": _AlbumShape(), "artist": _ArtistShape()}
+_SHAPES: dict[str, Shape] = {"track": _TrackShape(), "album": _AlbumShape(), "artist": _ArtistShape()}

@@ -47,7 +47,7 @@ import base64
 import datetime as dt
 import hashlib
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -59,10 +59,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from tonearm import media
 from tonearm.domains.accounts.tables import users
+from tonearm.domains.catalog import search_sql
 from tonearm.domains.catalog.service import CatalogService, check_id
 from tonearm.domains.catalog.tables import albums, image_variants, images, tracks
+from tonearm.domains.library import playlist_search
 from tonearm.domains.library.positions import RENUMBER_ABOVE, keys_between
 from tonearm.domains.library.tables import playlist_collaborators, playlist_entries, playlists
+from tonearm.kernel import changes
 from tonearm.kernel.cache import TTLCache
 from tonearm.kernel.clock import Clock
 from tonearm.kernel.db import Database, RawQuery
@@ -77,6 +80,7 @@ from tonearm.kernel.errors import (
 from tonearm.kernel.ids import new_id, uri
 from tonearm.kernel.paging import check_window, page
 from tonearm.ports.blobs import BlobNotFound, BlobStore
+from tonearm.ports.search import Hits, IndexQuery
 
 Obj = dict[str, Any]
 ItemsPath = Literal["tracks", "items"]
@@ -272,6 +276,7 @@ class PlaylistService:
         # The order of a playlist being edited, (entry id, key) in position order, per version:
         # a move then finds its items and neighbours by index instead of scanning the entries.
         self._orders: TTLCache[tuple[str, int], list[tuple[str, str]]] = TTLCache(_ORDERS_KEPT, 600)
+        self._listeners: list[Callable[[str], None]] = []  # told of changes search sees (on_change)
 
     # Objects ----------------------------------------------------------------------------------
     def _user(self, user_id: str, display_name: str | None = None) -> Obj:
@@ -352,6 +357,59 @@ class PlaylistService:
                 }
             )
         return items
+
+    def simplified_json(self, ids: Sequence[str]) -> list[bytes | None]:
+        """Simplified playlist objects (JSON) of these ids, in their order, in three queries
+        (rows, lengths, covers), for search results: None where a playlist is gone or not public
+        (search finds public playlists only, whoever asks)."""
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return []
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(
+                    P.c.id,
+                    P.c.owner_id,
+                    P.c.name,
+                    P.c.description,
+                    P.c.public,
+                    P.c.collaborative,
+                    P.c.version,
+                    P.c.image_id,
+                    users.c.display_name.label("owner_name"),
+                )
+                .join(users, users.c.id == P.c.owner_id)
+                .where(P.c.id.in_(unique), P.c.public == sa.true())
+            ).all()
+            counts: dict[str, int] = {}
+            if rows:
+                counts = {
+                    r[0]: r[1]
+                    for r in conn.execute(
+                        sa.select(E.c.playlist_id, sa.func.count())
+                        .where(E.c.playlist_id.in_([r.id for r in rows]))
+                        .group_by(E.c.playlist_id)
+                    )
+                }
+            imgs = self._images(conn, (r.image_id for r in rows))
+        objs = {r.id: orjson.dumps(self._obj(r, imgs, counts.get(r.id, 0))) for r in rows}
+        return [objs.get(i) for i in ids]
+
+    def search_fallback(self, query: IndexQuery, *, limit: int, offset: int, timeout_ms: int) -> Hits:
+        """Public playlists for a search index query, from the tables, while the index cannot
+        answer (see catalog/search_sql.py and playlist_search.py)."""
+        return search_sql.search(
+            self.db, query, limit=limit, offset=offset, timeout_ms=timeout_ms, shape=playlist_search.SHAPE
+        )
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """`listener(playlist_id)` is called after a change search follows (created, details
+        changed, deleted) has committed: the indexer then looks at once, search forgets answers."""
+        self._listeners.append(listener)
+
+    def _changed(self, playlist_id: str) -> None:
+        for listener in self._listeners:
+            listener(playlist_id)
 
     # Reading ----------------------------------------------------------------------------------
     def _read_row(self, conn: sa.Connection, playlist_id: str, viewer_id: str | None) -> _Row:
@@ -505,6 +563,8 @@ class PlaylistService:
                     updated_at=now,
                 )
             )
+            changes.record(conn, "playlist", [playlist_id], now)  # search follows (public ones)
+        self._changed(playlist_id)
         return self.playlist(playlist_id, owner_id)
 
     def change_details(
@@ -533,7 +593,10 @@ class PlaylistService:
             values |= {"public": new_public, "collaborative": new_collaborative}
             if not new_collaborative:
                 conn.execute(sa.delete(C).where(C.c.playlist_id == playlist_id))
-            return self._bump(conn, row, now, **values)
+            changes.record(conn, "playlist", [playlist_id], now)  # name, description, public
+            snapshot = self._bump(conn, row, now, **values)
+        self._changed(playlist_id)
+        return snapshot
 
     def upload_cover(self, user_id: str, playlist_id: str, data: bytes) -> str:
         """Owner only: `data` (the decoded image) is verified by content like every uploaded
@@ -590,8 +653,10 @@ class PlaylistService:
         yet, so for anyone else there is nothing to unfollow."""
         with self.db.write() as conn:
             row = self._lock(conn, playlist_id, user_id)
-            if row.owner_id == user_id:
+            deleted = row.owner_id == user_id
+            if deleted:
                 conn.execute(sa.delete(P).where(P.c.id == playlist_id))
+                changes.record(conn, "playlist", [playlist_id], self.clock.now())  # leaves search
             elif self._collaborates(conn, row, user_id):
                 conn.execute(sa.delete(C).where(C.c.playlist_id == playlist_id, C.c.user_id == user_id))
             else:
@@ -599,6 +664,8 @@ class PlaylistService:
                     "you do not follow this playlist (following other listeners' playlists is not "
                     "supported yet; save its tracks instead)"
                 )
+        if deleted:
+            self._changed(playlist_id)
 
     # Writing tracks ---------------------------------------------------------------------------
     def add(

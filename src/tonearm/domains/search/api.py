@@ -122,7 +122,10 @@ async def search(
     return await search_route(request)
 
 
-@router.get("/v1/search/suggest", summary="As-you-type suggestions: tracks, artists, albums and genres")
+@router.get(
+    "/v1/search/suggest",
+    summary="As-you-type suggestions: tracks, artists, albums, public playlists and genres",
+)
 async def suggest(
     request: Request,
     q: str = Query(..., description="What is typed so far."),

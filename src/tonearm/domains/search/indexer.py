@@ -2,12 +2,13 @@
 
 Every change to something searchable writes a notice to the change log in its own transaction
 (`kernel/changes.py`). The indexer reads the log from the position the index last committed,
-reloads those objects (`catalog/documents.py`), upserts the ones that should be found and deletes
-the others, and commits the new position with them; a crash between two commits replays a few
-notices, which is harmless. It runs in a thread of every process that serves, but only the process
-the index elects (`SearchIndex.try_lead`) writes; the others keep asking, so one takes over when
-the leader goes away. A notice reaches search results within `poll_s` plus one batch's work
-(a quarter of a second on an idle server): within the same process `poke()` skips the wait.
+reloads those objects (`catalog/documents.py`; playlists: `library/playlist_search.py`), upserts
+the ones that should be found and deletes the others, and commits the new position with them; a
+crash between two commits replays a few notices, which is harmless. It runs in a thread of every
+process that serves, but only the process the index elects (`SearchIndex.try_lead`) writes; the
+others keep asking, so one takes over when the leader goes away. A notice reaches search results
+within `poll_s` plus one batch's work (a quarter of a second on an idle server): within the same
+process `poke()` skips the wait.
 
 `reindex()` rebuilds the whole index from the database beside the live one (which keeps
 answering) and swaps it in; the notices written meanwhile are replayed on top.
@@ -18,17 +19,19 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 import structlog
 from prometheus_client import Counter, Gauge
 
 from tonearm.domains.catalog import documents
+from tonearm.domains.library import playlist_search
 from tonearm.kernel import changes
 from tonearm.kernel.clock import Clock
 from tonearm.kernel.db import Database
-from tonearm.ports.search import Kind, SearchIndex, SearchUnavailable
+from tonearm.ports.search import Kind, SearchDoc, SearchIndex, SearchUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +92,7 @@ class Indexer:
             cursor = self.index.applied_seq()
             with self.db.read() as conn:
                 first, self._first_run = self._first_run, False
-                if first and cursor == 0 and self.index.count("track") == 0 and documents.count(conn):
+                if first and cursor == 0 and self.index.count("track") == 0 and _count(conn):
                     need_rebuild = "the index is empty"
                 elif cursor and cursor < changes.oldest(conn) - 1:
                     need_rebuild = "the change log was pruned past the index's position"
@@ -101,10 +104,7 @@ class Indexer:
                     by_kind: dict[Kind, list[str]] = {}
                     for c in found:
                         by_kind.setdefault(c.entity, []).append(c.entity_id)
-                    docs = {
-                        k: documents.documents(conn, k, list(dict.fromkeys(ids)))
-                        for k, ids in by_kind.items()
-                    }
+                    docs = {k: _documents(conn, k, list(dict.fromkeys(ids))) for k, ids in by_kind.items()}
             if need_rebuild:
                 log.info("search.indexer.rebuilding", reason=need_rebuild)
                 self._reindex_locked(None)
@@ -191,14 +191,14 @@ class Indexer:
             # committed yet: replaying a notice twice is harmless, missing one is not.
             recent = self.clock.now() - dt.timedelta(seconds=self.gap_timeout_s)
             seq = changes.since_time(conn, recent) - 1
-            total = documents.count(conn)
+            total = _count(conn)
         builder = self.index.rebuild()
         done = 0
         try:
-            for kind in documents.CATALOG_KINDS:
+            for kind in INDEXED_KINDS:
                 with self.db.read() as conn:
-                    for ids in documents.iter_ids(conn, kind, batch=2000):
-                        builder.add(list(documents.documents(conn, kind, ids).values()))
+                    for ids in _iter_ids(conn, kind, batch=2000):
+                        builder.add(list(_documents(conn, kind, ids).values()))
                         done += len(ids)
                         if progress is not None:
                             progress(done, total)
@@ -210,3 +210,24 @@ class Indexer:
         log.info("search.reindexed", documents=done, seconds=round(seconds, 2), seq=seq)
         self.poke()
         return ReindexResult(done, seconds, max(seq, 0))
+
+
+# Where each kind's documents come from: the catalog's tables, and the library's public playlists.
+INDEXED_KINDS: tuple[Kind, ...] = (*documents.CATALOG_KINDS, "playlist")
+
+
+def _documents(conn: sa.Connection, kind: Kind, ids: list[str]) -> dict[str, SearchDoc]:
+    """The documents of these ids that should be in the index (a missing id is deleted from it)."""
+    if kind == "playlist":
+        return playlist_search.documents(conn, ids)
+    return documents.documents(conn, kind, ids)
+
+
+def _iter_ids(conn: sa.Connection, kind: Kind, *, batch: int) -> Iterator[list[str]]:
+    if kind == "playlist":
+        return playlist_search.iter_ids(conn, batch=batch)
+    return documents.iter_ids(conn, kind, batch=batch)
+
+
+def _count(conn: sa.Connection) -> int:
+    return documents.count(conn) + playlist_search.count(conn)

@@ -78,7 +78,7 @@ _FREE_FIELDS: dict[Kind, tuple[Field, ...]] = {
     "track": ("name", "artists", "album", "genres", "description"),
     "album": ("name", "artists", "genres"),
     "artist": ("name", "genres", "description"),
-    "playlist": ("name", "description"),
+    "playlist": ("name", "artists", "description"),  # artists: the owner's display name
 }
 
 

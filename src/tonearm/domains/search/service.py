@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 from urllib.parse import quote_plus
 
 import orjson
@@ -57,7 +57,7 @@ EMPTY_TYPES = ("show", "episode", "audiobook")
 MAX_LIMIT = 50
 MAX_OFFSET = 1000  # Spotify's: no result past the 1,000th is reachable
 DEFAULT_LIMIT = 20
-SUGGEST_KINDS: tuple[Kind, ...] = ("track", "artist", "album")
+SUGGEST_KINDS: tuple[Kind, ...] = ("track", "artist", "album", "playlist")
 MAX_SUGGEST = 20
 GENRES_TTL_S = 60.0
 INDEX_ANSWER_MAX_AGE_S = 300.0
@@ -80,6 +80,23 @@ class NeedsThread(Exception):
     def __init__(self, *, index_failed: bool) -> None:
         super().__init__("index failed" if index_failed else "slow work")
         self.index_failed = index_failed
+
+
+class PlaylistSource(Protocol):
+    """Where search gets playlists (the library's PlaylistService, passed in by bootstrap.py: the
+    library builds on the catalog, so search does not import it). Only public playlists are found."""
+
+    def simplified_json(self, ids: Sequence[str]) -> list[bytes | None]:
+        """Simplified playlist objects in the order of `ids`; None where one is gone or not public."""
+        ...
+
+    def search_fallback(self, query: IndexQuery, *, limit: int, offset: int, timeout_ms: int) -> Hits:
+        """The database's answer for playlists while the index cannot answer; public ones only."""
+        ...
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Calls `listener(playlist_id)` after a change search follows has committed."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +147,11 @@ class SearchService:
         cache_ttl_s: float = 0.5,
         cache_size: int = 20_000,
         inline: bool = False,
+        playlists: PlaylistSource | None = None,
     ) -> None:
         """`inline`: the index is in this process and the database is SQLite, so a healthy search
-        costs less CPU than a hop to the thread pool (the HTTP layer then runs it on the loop)."""
+        costs less CPU than a hop to the thread pool (the HTTP layer then runs it on the loop).
+        `playlists`: without it, `type=playlist` answers empty paging objects."""
         self.index = index
         self.inline = inline
         self.catalog = catalog
@@ -148,13 +167,17 @@ class SearchService:
             on_close=self._closed,
         )
         self._fallback_slots = threading.BoundedSemaphore(fallback_concurrency)
-        # How each result type's ids become objects (JSON); a type without one (playlists, until
-        # they exist) answers an empty paging object without asking anyone.
+        # How each result type's ids become objects (JSON); a type without one (playlists, with
+        # no PlaylistSource) answers an empty paging object without asking anyone.
         self._objects: dict[str, Callable[[list[str], str | None], list[bytes | None]]] = {
             "track": catalog.tracks_json,
             "album": lambda ids, _viewer: catalog.albums_json(ids),
             "artist": lambda ids, _viewer: catalog.artists_json(ids),
         }
+        self.playlists = playlists
+        if playlists is not None:
+            simplified = playlists.simplified_json  # public playlists, whoever the viewer
+            self._objects["playlist"] = lambda ids, _viewer: simplified(ids)
         # The catalog's genres, most tracks first, with their genre_key()s: (loaded at, list).
         self._genres: tuple[float, list[tuple[str, dict[str, Any]]]] = (-1e18, [])
         self._genres_lock = threading.Lock()
@@ -167,6 +190,8 @@ class SearchService:
             TTLCache(cache_size, max(cache_ttl_s, INDEX_ANSWER_MAX_AGE_S)) if cache_ttl_s > 0 else None
         )
         catalog.on_invalidate(self._forget_recent)
+        if playlists is not None:
+            playlists.on_change(self._forget_recent)
         BREAKER_OPEN.set(0)
 
     # Search ------------------------------------------------------------------------------------
@@ -315,10 +340,11 @@ class SearchService:
         if not self._fallback_slots.acquire(timeout=timeout_s):
             raise ServiceUnavailable("search is answering from the database and is busy; retry shortly", 2)
         started = time.perf_counter()
+        fallback = self.catalog.search_fallback
+        if query.kind == "playlist" and self.playlists is not None:
+            fallback = self.playlists.search_fallback  # public ones only, like the index
         try:
-            hits = self.catalog.search_fallback(
-                query, limit=limit, offset=offset, timeout_ms=self.fallback_timeout_ms
-            )
+            hits = fallback(query, limit=limit, offset=offset, timeout_ms=self.fallback_timeout_ms)
         except ServiceUnavailable:
             raise
         except Exception as exc:  # the database is down too: say so, never a 500
@@ -356,8 +382,9 @@ class SearchService:
 
     # Suggestions -------------------------------------------------------------------------------
     def suggest(self, q: str | None, *, viewer_id: str | None, limit: int = 8) -> dict[str, Any]:
-        """The top `limit` tracks, artists and albums for what is typed so far (the last word is
-        a prefix while typing), merged by score, and the genres whose name starts with it:
+        """The top `limit` tracks, artists, albums and public playlists for what is typed so far
+        (the last word is a prefix while typing), merged by score, and the genres whose name
+        starts with it:
         `{"q", "suggestions": [{type, id, name, uri, image, subtitle}], "genres": [{slug, name}]}`."""
         return self.suggestions(q, viewer_id=viewer_id, limit=limit)[0]
 
@@ -379,7 +406,7 @@ class SearchService:
         ranked: list[tuple[float, int, Kind, str]] = []
         degraded = False
         for n, kind in enumerate(SUGGEST_KINDS):
-            query = parsed.for_kind(kind, viewer_id)
+            query = parsed.for_kind(kind, viewer_id) if kind in self._objects else None
             if query is None:
                 continue
             try:
@@ -458,6 +485,9 @@ def _suggestion(kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
     elif kind == "album":
         images = obj.get("images") or []
         subtitle = ", ".join(a["name"] for a in obj.get("artists", []))
+    elif kind == "playlist":
+        images = obj.get("images") or []
+        subtitle = (obj.get("owner") or {}).get("display_name") or ""
     else:
         images = obj.get("images") or []
         subtitle = ", ".join(obj.get("genres", [])[:2])
