@@ -7,6 +7,7 @@ import os
 import platform
 import random
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -36,6 +37,33 @@ def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     py = platform.python_version()
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {py}, {platform.system()}"
+
+
+BENCH_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def bench_db_url(db: str, tmp: Path) -> str:
+    """A fresh database for one run: an SQLite file in `tmp`, or a new schema of the local
+    PostgreSQL (left behind for inspection; `DROP SCHEMA bench_... CASCADE` removes it)."""
+    if db == "sqlite":
+        return f"sqlite:///{tmp / 'bench.db'}"
+    schema = "bench_" + secrets.token_hex(4)
+    eng = sa.create_engine(BENCH_PG.replace("postgresql://", "postgresql+psycopg://"))
+    with eng.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    eng.dispose()
+    return f"{BENCH_PG}?options=-csearch_path%3D{schema}"
+
+
+def drop_bench_db(url: str) -> None:
+    """Removes what `bench_db_url` made in PostgreSQL (an SQLite file goes with its directory)."""
+    if "search_path%3D" not in url:
+        return
+    schema = url.rsplit("search_path%3D", 1)[1]
+    eng = sa.create_engine(BENCH_PG.replace("postgresql://", "postgresql+psycopg://"))
+    with eng.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    eng.dispose()
 
 
 def free_port() -> int:

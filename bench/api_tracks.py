@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import tempfile
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
 
-from _common import Server, machine, parse_wrk, run_wrk, seed_catalog
-
-PG = "postgresql://postgres@127.0.0.1:5432/test"
+from _common import Server, bench_db_url, machine, parse_wrk, run_wrk, seed_catalog
 
 LUA = """
 local ids = {}
@@ -42,14 +38,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=15)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tonearm-bench-"))
-    if args.db == "sqlite":
-        url = f"sqlite:///{tmp / 'bench.db'}"
-    else:
-        schema = "bench_" + secrets.token_hex(4)
-        eng = sa.create_engine(PG.replace("postgresql://", "postgresql+psycopg://"))
-        with eng.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        url = f"{PG}?options=-csearch_path%3D{schema}"
+    url = bench_db_url(args.db, tmp)
     ids = seed_catalog(url, args.tracks)
     ids_file = tmp / "ids.txt"
     ids_file.write_text("\n".join(ids))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
-import secrets
 import shutil
 import statistics
 import tempfile
@@ -31,13 +30,12 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from _common import Server, machine, seed_catalog
+from _common import Server, bench_db_url, drop_bench_db, machine, seed_catalog
 from tonearm.bootstrap import bootstrap
 from tonearm.config import Settings
 from tonearm.domains.history.service import _add_scores
 from tonearm.domains.history.tables import plays
 
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 SECRET = "h" * 40
 DAY = dt.timedelta(days=1)
 
@@ -93,24 +91,12 @@ def main() -> None:
     ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tonearm-bench-history-"))
-    if args.db == "sqlite":
-        url = f"sqlite:///{tmp / 'bench.db'}"
-    else:
-        schema = "bench_" + secrets.token_hex(4)
-        eng = sa.create_engine(PG.replace("postgresql://", "postgresql+psycopg://"))
-        with eng.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        eng.dispose()
-        url = f"{PG}?options=-csearch_path%3D{schema}"
+    url = bench_db_url(args.db, tmp)
     print(f"machine: {machine()}")
     try:
         run(args, tmp, url)
     finally:
-        if args.db == "postgres":
-            eng = sa.create_engine(PG.replace("postgresql://", "postgresql+psycopg://"))
-            with eng.begin() as conn:
-                conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-            eng.dispose()
+        drop_bench_db(url)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

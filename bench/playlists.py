@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import io
 import random
-import secrets
 import statistics
 import tempfile
 import time
@@ -32,14 +31,13 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from _common import Server, machine, parse_wrk, run_wrk, seed_catalog
+from _common import Server, bench_db_url, machine, parse_wrk, run_wrk, seed_catalog
 from tonearm.bootstrap import Container, bootstrap
 from tonearm.config import Settings
 from tonearm.domains.catalog.tables import image_variants
 from tonearm.domains.library.tables import playlist_entries
 from tonearm.http.app import create_app
 
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 N = 10_000
 PAGE = 100
 SECRET = "p" * 40
@@ -123,14 +121,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10, help="wrk run length")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tonearm-bench-"))
-    if args.db == "sqlite":
-        url = f"sqlite:///{tmp / 'bench.db'}"
-    else:
-        schema = "bench_" + secrets.token_hex(4)
-        eng = sa.create_engine(PG.replace("postgresql://", "postgresql+psycopg://"))
-        with eng.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        url = f"{PG}?options=-csearch_path%3D{schema}"
+    url = bench_db_url(args.db, tmp)
     print(f"machine: {machine()}")
     track_ids = seed_catalog(url, N)
     settings = Settings(
