@@ -124,20 +124,31 @@ def _image_of(c: Container, album_id: str) -> str:
         return str(conn.execute(sa.select(albums.c.image_id).where(albums.c.id == album_id)).scalar_one())
 
 
-def add_rendition(c: Container, track_id: str, data: bytes = b"\x00\x00\x00\x18ftypM4A preview") -> str:
-    """An AAC 96 kb/s rendition with real bytes in the blob store (what the preview URL serves)."""
-    key = f"renditions/{track_id}/aac_96.m4a"
+def add_rendition(
+    c: Container,
+    track_id: str,
+    data: bytes = b"\x00\x00\x00\x18ftypM4A preview",
+    *,
+    name: str = "aac_96",
+    codec: str = "aac",
+    kbps: int = 96,
+    container: str = "m4a",
+    content_type: str = "audio/mp4",
+) -> str:
+    """A rendition with real bytes in the blob store (by default the AAC 96 kb/s one the preview
+    URL serves)."""
+    key = f"renditions/{track_id}/{name}.{container}"
     c.blobs.put_bytes(key, data)
     with c.db.write() as conn:
         conn.execute(
             sa.insert(renditions).values(
                 id=new_id(),
                 track_id=track_id,
-                name="aac_96",
-                codec="aac",
-                bitrate_kbps=96,
-                container="m4a",
-                content_type="audio/mp4",
+                name=name,
+                codec=codec,
+                bitrate_kbps=kbps,
+                container=container,
+                content_type=content_type,
                 blob_key=key,
                 size_bytes=len(data),
                 duration_ms=180_000,
@@ -288,25 +299,16 @@ def test_the_preview_is_a_transcode_never_the_uploaded_file(
     """An original of 128 kb/s MP3 is as small as a preview, but it is the uploader's file (their
     tags and bytes): the preview is a transcode, made on first use."""
     track = world["seeded"].tracks["Bohemian Rhapsody"]
-    key = f"originals/{track}.mp3"
-    container.blobs.put_bytes(key, b"ID3 the uploader's own file")
-    with container.db.write() as conn:
-        conn.execute(
-            sa.insert(renditions).values(
-                id=new_id(),
-                track_id=track,
-                name="original",
-                codec="mp3",
-                bitrate_kbps=128,
-                container="mp3",
-                content_type="audio/mpeg",
-                blob_key=key,
-                size_bytes=27,
-                duration_ms=180_000,
-                created_at=dt.datetime.now(dt.UTC),
-            )
-        )
-    container.streaming.invalidate(track)
+    add_rendition(
+        container,
+        track,
+        b"ID3 the uploader's own file",
+        name="original",
+        codec="mp3",
+        kbps=128,
+        container="mp3",
+        content_type="audio/mpeg",
+    )
     page, _ = crawl(client, f"/track/{track}")
     assert page.one("og:audio").startswith(f"{BASE}/stream/{track}/aac_96?u=preview&exp=")
     assert page.one("og:audio:type") == "audio/mp4"

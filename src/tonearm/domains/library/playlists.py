@@ -691,20 +691,7 @@ class PlaylistService:
                 raise BadRequest(f"position: must be between 0 and {total} (the playlist's length)")
             before, after = self._neighbours(conn, playlist_id, at, total)
             keys = keys_between(before, after, len(track_ids))
-            conn.execute(
-                sa.insert(E),
-                [
-                    {
-                        "id": new_id(),
-                        "playlist_id": playlist_id,
-                        "track_id": t,
-                        "position_key": k,
-                        "added_by": user_id,
-                        "added_at": now,
-                    }
-                    for t, k in zip(track_ids, keys, strict=True)
-                ],
-            )
+            _insert_entries(conn, playlist_id, user_id, track_ids, keys, now)
             self._renumber_if_long(conn, playlist_id, keys)
             snapshot = self._bump(conn, row, now)
             work = self._refresh_cover(conn, playlist_id, row.image_id)
@@ -783,20 +770,8 @@ class PlaylistService:
             self._check_tracks(conn, user_id, track_ids)
             conn.execute(sa.delete(E).where(E.c.playlist_id == playlist_id))
             if track_ids:
-                conn.execute(
-                    sa.insert(E),
-                    [
-                        {
-                            "id": new_id(),
-                            "playlist_id": playlist_id,
-                            "track_id": t,
-                            "position_key": k,
-                            "added_by": user_id,
-                            "added_at": now,
-                        }
-                        for t, k in zip(track_ids, keys_between(None, None, len(track_ids)), strict=True)
-                    ],
-                )
+                keys = keys_between(None, None, len(track_ids))
+                _insert_entries(conn, playlist_id, user_id, track_ids, keys, now)
             snapshot_now = self._bump(conn, row, now)
             work = self._refresh_cover(conn, playlist_id, row.image_id)
         self._make_cover(work)
@@ -1093,6 +1068,31 @@ class PlaylistService:
             log.warning("playlist.cover_failed", playlist_id=work.playlist_id, missing_blob=str(exc))
         except Exception:
             log.warning("playlist.cover_failed", playlist_id=work.playlist_id, exc_info=True)
+
+
+def _insert_entries(
+    conn: sa.Connection,
+    playlist_id: str,
+    user_id: str,
+    track_ids: Sequence[str],
+    keys: Sequence[str],
+    now: dt.datetime,
+) -> None:
+    """One entry per track, at these position keys, added by `user_id` now."""
+    conn.execute(
+        sa.insert(E),
+        [
+            {
+                "id": new_id(),
+                "playlist_id": playlist_id,
+                "track_id": t,
+                "position_key": k,
+                "added_by": user_id,
+                "added_at": now,
+            }
+            for t, k in zip(track_ids, keys, strict=True)
+        ],
+    )
 
 
 def _stamp(value: Any) -> str:
