@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from tonearm.config import Settings
 from tonearm.domains.accounts.service import AccountService
 from tonearm.domains.catalog.service import CatalogService
+from tonearm.domains.entitlements.service import EntitlementService
 from tonearm.domains.history.service import HistoryService
 from tonearm.domains.ingest import tasks as ingest_tasks
 from tonearm.domains.ingest.importer import Importer
@@ -30,8 +31,10 @@ from tonearm.kernel.db import Database, make_engine
 from tonearm.kernel.ratelimit import RateLimiter
 from tonearm.ports.blobs import BlobStore
 from tonearm.ports.jobs import JobQueue
+from tonearm.ports.payments import PaymentGateway
 from tonearm.ports.search import SearchIndex
 from tonearm.workers.runner import TaskRegistry, Worker
+from tonearm.workers.scheduler import Periodic, Scheduler
 
 
 def blob_store_for(url: str) -> BlobStore:
@@ -64,6 +67,23 @@ def job_queue_for(url: str, db: Database, settings: Settings, clock: Clock) -> J
 
         return MemoryJobQueue(lease_s=settings.job_lease_s, max_attempts=settings.job_max_attempts)
     raise ValueError(f"queue_url: unsupported scheme {scheme!r} (use db:// or memory://)")
+
+
+def payment_gateway_for(
+    url: str, db: Database, jobs: JobQueue, clock: Clock, settings: Settings
+) -> PaymentGateway:
+    scheme = urlparse(url).scheme
+    if scheme == "sandbox":
+        from tonearm.adapters.payments.sandbox import SandboxGateway
+
+        return SandboxGateway(
+            db,
+            jobs,
+            clock,
+            webhook_secret="whsec-" + settings.resolved_secret_key(),
+            tolerance_s=settings.webhook_tolerance_s,
+        )
+    raise ValueError(f"payment_gateway_url: unsupported scheme {scheme!r} (use sandbox://)")
 
 
 def search_index_for(url: str, db: Database) -> SearchIndex:
@@ -100,6 +120,11 @@ def task_registry() -> TaskRegistry:
     return registry
 
 
+def periodic_jobs(settings: Settings) -> list[Periodic]:
+    """Work the scheduler queues on a timer (see workers/scheduler.py)."""
+    return []
+
+
 @dataclass
 class Container:
     settings: Settings
@@ -122,6 +147,9 @@ class Container:
     privacy: PrivacyService
     playlists: PlaylistService
     sharing: SharingService
+    entitlements: EntitlementService
+    gateway: PaymentGateway
+    scheduler: Scheduler
     _workers: list[tuple[Worker, threading.Thread]] = field(default_factory=list)
 
     def worker(self, name: str | None = None) -> Worker:
@@ -134,8 +162,11 @@ class Container:
             t = threading.Thread(target=w.run_forever, name=f"tonearm-worker-{i}", daemon=True)
             t.start()
             self._workers.append((w, t))
+        if n:
+            self.scheduler.start()
 
     def close(self) -> None:
+        self.scheduler.close()
         self.indexer.stop()
         for w, _ in self._workers:
             w.stop.set()
@@ -211,6 +242,8 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         inline=db.sqlite and urlparse(settings.resolved_search_url).scheme in ("tantivy", "memory"),
         playlists=playlists,
     )
+    entitlements = EntitlementService(db, clock)
+    gateway = payment_gateway_for(settings.payment_gateway_url, db, jobs, clock, settings)
     return Container(
         settings,
         clock,
@@ -244,4 +277,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
             tmp_dir=settings.data_dir / "tmp",
         ),
         playlists=playlists,
+        entitlements=entitlements,
+        gateway=gateway,
+        scheduler=Scheduler(db, jobs, clock, periodic_jobs(settings)),
     )

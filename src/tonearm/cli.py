@@ -73,6 +73,7 @@ def worker(threads: int) -> None:
     c = bootstrap(s)
     workers = [c.worker(name=None) for _ in range(threads)]
     ts = [threading.Thread(target=w.run_forever, daemon=True) for w in workers]
+    c.scheduler.start()
 
     def stop(*_: object) -> None:
         for w in workers:

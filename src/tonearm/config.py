@@ -126,6 +126,35 @@ class Settings(BaseSettings):
         120.0, description="How long a request waits for a missing rendition to be transcoded."
     )
 
+    # Premium (docs/premium.md) -------------------------------------------------------------
+    payment_gateway_url: str = Field(
+        "sandbox://",
+        description="Payment gateway: sandbox:// (built in; Stripe-style test cards, signed webhooks "
+        "delivered by the job queue). A real gateway is another adapter behind the same port.",
+    )
+    webhook_tolerance_s: int = Field(
+        300, ge=1, description="A webhook whose signed timestamp is older than this is refused (replay)."
+    )
+    grace_period_days: int = Field(
+        7, ge=0, description="After a failed renewal, premium stays this long while the charge is retried."
+    )
+    renewal_retry_days: list[int] = Field(
+        [1, 3, 5], description="Days after the failed renewal on which the charge is retried."
+    )
+    billing_sweep_s: float = Field(
+        60.0, gt=0, description="How often renewals, retries and lapses due by now are looked for."
+    )
+    invitation_days: int = Field(7, ge=1, description="Duo/Family invitation links expire after this.")
+    free_skips_per_hour: int = Field(6, ge=0, description="Skips a free listener has per rolling hour.")
+    ads_every_tracks: int = Field(
+        3, ge=1, description="Free listeners hear an audio ad before every this-many-th track."
+    )
+    max_devices: int = Field(5, ge=1, description="Registered devices per account.")
+    max_downloads_per_device: int = Field(10000, ge=1, description="Offline tracks per device.")
+    licence_days: int = Field(
+        30, ge=1, description="Offline licences expire unless the device renews them online within this."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

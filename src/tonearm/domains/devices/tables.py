@@ -14,6 +14,8 @@ devices = sa.Table(
     created_at(),
     sa.Column("last_seen_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    # When the device last renewed its licences online (they expire 30 days after).
+    sa.Column("licences_renewed_at", UTCDateTime(), nullable=True),
 )
 
 downloads = sa.Table(
@@ -23,4 +25,7 @@ downloads = sa.Table(
     fk("track_id", "tracks.id", primary_key=True),
     sa.Column("rendition", sa.String(32), nullable=False),
     created_at(),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),  # the licence's end unless renewed online
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Column("revoke_reason", sa.String(100), nullable=True),
 )

@@ -1,0 +1,1 @@
+"""PaymentGateway adapters (see tonearm.ports.payments)."""

@@ -1,0 +1,1 @@
+"""What each listener's plan lets them do, decided on every play, skip and download."""
