@@ -8,10 +8,22 @@ class TonearmError(Exception):
 
     status = 400
     reason = "bad_request"
+    retry_after_s: int | None = None  # sent as Retry-After when set
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self, message: str, *, reason: str | None = None, retry_after_s: int | None = None, **extra: object
+    ) -> None:
         super().__init__(message)
         self.message = message
+        # Members added to the error object beside status and message, for refusals a client must
+        # act on (Spotify's player errors carry `reason`, e.g. PREMIUM_REQUIRED). Only an error
+        # raised with a `reason` shows one; the class's reason stays internal.
+        self.extra: dict[str, object] = dict(extra)
+        if reason is not None:
+            self.reason = reason
+            self.extra = {"reason": reason, **extra}
+        if retry_after_s is not None:
+            self.retry_after_s = retry_after_s
 
 
 class BadRequest(TonearmError):
@@ -22,6 +34,13 @@ class BadRequest(TonearmError):
 class Unauthorized(TonearmError):
     status = 401
     reason = "unauthorized"
+
+
+class PaymentRequired(TonearmError):
+    """A charge was declined (the gateway's plain words say why); nothing was granted."""
+
+    status = 402
+    reason = "payment_required"
 
 
 class Forbidden(TonearmError):

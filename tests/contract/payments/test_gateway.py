@@ -41,11 +41,13 @@ def gateway(db: Database, queue: SqlJobQueue, clock: FrozenClock) -> SandboxGate
     return SandboxGateway(db, queue, clock, webhook_secret="whsec-test", tolerance_s=300)
 
 
-def _deliveries(queue: SqlJobQueue) -> list[tuple[bytes, dict[str, str]]]:
+def _deliveries(queue: SqlJobQueue, gateway: SandboxGateway) -> list[tuple[bytes, dict[str, str]]]:
+    """The queued webhook events, signed as the delivery job would sign them now."""
     out = []
     while (job := queue.claim("test")) is not None:
-        assert job.kind == "billing.webhook" and job.payload["gateway"] == "sandbox"
-        out.append((job.payload["body"].encode(), job.payload["headers"]))
+        assert job.kind == "sandbox.webhook"
+        body = job.payload["body"].encode()
+        out.append((body, gateway.sign(body, int(gateway.clock.now().timestamp()))))
         queue.complete(job)
     return out
 
@@ -97,7 +99,7 @@ def test_charges_are_idempotent_by_key(gateway: SandboxGateway, queue: SqlJobQue
         gateway.charge(token, 1299, "USD", idempotency_key="k1", description="Premium")
     other = gateway.charge(token, 1199, "USD", idempotency_key="k2", description="Premium")
     assert other.id != first.id
-    events = [orjson.loads(body) for body, _ in _deliveries(queue)]
+    events = [orjson.loads(body) for body, _ in _deliveries(queue, gateway)]
     assert [e["type"] for e in events] == ["charge.succeeded", "charge.succeeded"]  # one per charge
 
 
@@ -141,7 +143,10 @@ def test_refunds_are_idempotent_and_announced(gateway: SandboxGateway, queue: Sq
     r = gateway.refund(c.id, idempotency_key="rf1")
     assert r.status == "refunded" and r.amount_minor == 700
     assert gateway.refund(c.id, idempotency_key="rf1").status == "refunded"
-    assert [orjson.loads(b)["type"] for b, _ in _deliveries(queue)] == ["charge.succeeded", "charge.refunded"]
+    assert [orjson.loads(b)["type"] for b, _ in _deliveries(queue, gateway)] == [
+        "charge.succeeded",
+        "charge.refunded",
+    ]
     failed = gateway.charge(
         gateway.tokenize_card("4000000000000002", 12, 2030, "123").token,
         700,
@@ -158,7 +163,7 @@ def test_webhooks_are_verified_and_parsed(
 ) -> None:
     token = gateway.tokenize_card("4242424242424242", 12, 2030, "123").token
     c = gateway.charge(token, 1199, "USD", idempotency_key="w1", description="x")
-    ((body, headers),) = _deliveries(queue)
+    ((body, headers),) = _deliveries(queue, gateway)
     event = gateway.parse_webhook(body, headers)
     assert event.type == "charge.succeeded" and event.charge == c and event.created == NOW
     assert gateway.parse_webhook(body, {k.upper(): v for k, v in headers.items()}) == event  # any case

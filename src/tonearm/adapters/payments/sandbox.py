@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
@@ -43,10 +43,14 @@ from tonearm.kernel.db import Database
 from tonearm.kernel.errors import BadRequest, Conflict
 from tonearm.ports.jobs import JobQueue
 from tonearm.ports.payments import Card, CardError, Charge, ChargeStatus, WebhookError, WebhookEvent
+from tonearm.workers.runner import PermanentError, TaskRegistry
+
+if TYPE_CHECKING:
+    from tonearm.bootstrap import Container
 
 SIGNATURE_HEADER = "tonearm-signature"
 MAX_AMOUNT_MINOR = 99_999_999  # like Stripe's 999,999.99 limit
-WEBHOOK_JOB = "billing.webhook"
+DELIVERY_JOB = "sandbox.webhook"
 
 # What a test number does when charged.
 _TEST_CARDS = {
@@ -291,12 +295,7 @@ class SandboxGateway:
                 }
             },
         }
-        body = orjson.dumps(event)
-        self.jobs.enqueue(
-            conn,
-            WEBHOOK_JOB,
-            {"gateway": self.name, "body": body.decode(), "headers": self.sign(body, int(now.timestamp()))},
-        )
+        self.jobs.enqueue(conn, DELIVERY_JOB, {"body": orjson.dumps(event).decode()})
 
     def sign(self, body: bytes, timestamp: int) -> dict[str, str]:
         """The signature headers for `body` sent at `timestamp` (sandbox control for tests)."""
@@ -345,3 +344,20 @@ class SandboxGateway:
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise WebhookError("webhook body is not a valid event") from exc
+
+
+def register(registry: TaskRegistry) -> None:
+    """The sandbox's outbox: each queued event is signed as it is sent and handed to billing's
+    webhook receiver (what a real gateway's POST to /v1/billing/webhooks/<name> does)."""
+
+    @registry.task(DELIVERY_JOB)
+    def deliver(c: Container, payload: dict[str, Any]) -> None:
+        gateway = c.gateway
+        if not isinstance(gateway, SandboxGateway):
+            raise PermanentError("a sandbox webhook, but the configured gateway is not the sandbox")
+        body = str(payload["body"]).encode()
+        headers = gateway.sign(body, int(c.clock.now().timestamp()))
+        try:
+            c.billing.handle_webhook(gateway.name, body, headers)
+        except WebhookError as exc:  # the body itself is bad: resending will not help
+            raise PermanentError(exc.message) from exc

@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,9 @@ EXPORT_TTL = dt.timedelta(days=7)  # how long a finished export is kept
 LINK_TTL_S = 600  # how long one download link works
 STALE_AFTER = dt.timedelta(hours=6)  # an export still pending after this will never finish
 EXPORT_JOB = "privacy.export"
+# Another domain's part of deleting an account, run in its transaction before the cascade;
+# it may return what to do once that transaction has committed.
+BeforeDelete = Callable[[sa.Connection, str], Callable[[], None] | None]
 
 
 class ExportLinks:
@@ -122,6 +125,7 @@ class PrivacyService:
         public_url: str,
         *,
         tmp_dir: Path,
+        before_delete: Sequence[BeforeDelete] = (),
     ) -> None:
         self.db = db
         self.blobs = blobs
@@ -132,6 +136,7 @@ class PrivacyService:
         self.links = ExportLinks(secret_key, clock)
         self.base = public_url.rstrip("/")
         self.tmp_dir = tmp_dir
+        self.before_delete = list(before_delete)
 
     # Export -------------------------------------------------------------------------------------
     def request_export(self, user_id: str) -> dict[str, Any]:
@@ -270,12 +275,18 @@ class PrivacyService:
         self.accounts.reauthenticate(user_id, password)
         now = self.clock.now()
         gone = _Erasure()
+        after_commit: list[Callable[[], None] | None] = []
         with self.db.write() as conn:
+            for hook in self.before_delete:  # other domains' part (billing ends a manager's plan)
+                after_commit.append(hook(conn, user_id))
             self._erase(conn, user_id, now, gone)
             self.accounts.delete_user(conn, user_id)  # the cascade: every row that refers to them
             _drop_unused_images(conn, gone)
         log.info("privacy.account_deleted", user_id=user_id, tracks=len(gone.tracks), blobs=len(gone.blobs))
         self.accounts.forget_sessions()
+        for done in after_commit:
+            if done is not None:
+                done()
         for track_id in gone.tracks:
             self.catalog.invalidate_track(track_id)
         self.catalog.artists_changed(sorted(gone.artists))
