@@ -19,11 +19,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import tonearm
 from tonearm.bootstrap import Container
 from tonearm.domains.accounts import api as accounts_api
+from tonearm.domains.billing import api as billing_api
 from tonearm.domains.catalog import api as catalog_api
+from tonearm.domains.devices import api as devices_api
+from tonearm.domains.entitlements import api as entitlements_api
 from tonearm.domains.history import api as history_api
 from tonearm.domains.ingest import api as ingest_api
 from tonearm.domains.library import api as library_api
 from tonearm.domains.library import playlists_api
+from tonearm.domains.player import api as player_api
 from tonearm.domains.privacy import api as privacy_api
 from tonearm.domains.search import api as search_api
 from tonearm.domains.sharing import api as sharing_api
@@ -79,6 +83,7 @@ PLAIN_ROUTES = [
     *streaming_api.ROUTES,
     *search_api.ROUTES,
     *playlists_api.ROUTES,
+    *devices_api.ROUTES,
 ]
 _PLAIN_PATHS = {route.endpoint: route.path for route in PLAIN_ROUTES}
 
@@ -130,6 +135,10 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
         sharing_api,
         playlists_api,
         privacy_api,
+        entitlements_api,
+        player_api,
+        billing_api,
+        devices_api,
     )
     for module in routers:
         app.include_router(module.router)

@@ -9,13 +9,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tonearm.domains.accounts.service import AuthError
 from tonearm.http.responses import JSON
-from tonearm.kernel.errors import ServiceUnavailable, TonearmError, TooManyRequests
+from tonearm.kernel.errors import TonearmError
 
 log = structlog.get_logger("tonearm.http")
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSON:
-    return JSON({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, extra: dict[str, object] | None = None
+) -> JSON:
+    body = {"status": status, "message": message, **(extra or {})}
+    return JSON({"error": body}, status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -31,9 +34,9 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(TonearmError)
     async def tonearm_error(_: Request, exc: TonearmError) -> JSON:
-        retry = exc.retry_after_s if isinstance(exc, TooManyRequests | ServiceUnavailable) else None
+        retry = exc.retry_after_s
         headers = {"Retry-After": str(retry)} if retry is not None else None
-        return error_response(exc.status, exc.message, headers)
+        return error_response(exc.status, exc.message, headers, exc.extra)
 
     @app.exception_handler(AuthError)
     async def auth_error(_: Request, exc: AuthError) -> JSON:

@@ -24,8 +24,8 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from tests.helpers import make_settings, make_tone
+from tests.premium import make_premium
 from tonearm.bootstrap import Container, bootstrap
-from tonearm.domains.accounts.tables import users
 from tonearm.domains.catalog.tables import renditions, tracks
 from tonearm.domains.history.tables import plays
 from tonearm.http.app import create_app
@@ -57,8 +57,7 @@ def _ready_track(
 
 
 def _premium(client: TestClient, container: Container, tok: dict[str, Any]) -> dict[str, str]:
-    with container.db.write() as conn:
-        conn.execute(sa.update(users).where(users.c.id == tok["user_id"]).values(product="premium"))
+    make_premium(container, tok["user_id"])
     fresh = client.post(
         "/api/token",
         data={"grant_type": "password", "username": "ada@example.com", "password": "correct horse"},

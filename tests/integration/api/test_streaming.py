@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from tests.helpers import make_tone
+from tests.premium import make_premium
 from tonearm.bootstrap import Container
-from tonearm.domains.accounts.tables import users
 
 from .conftest import sign_up_and_login
 from .test_ingest import drain, upload
@@ -32,8 +31,7 @@ def test_grant_caps_free_and_opens_lossless_to_premium(
     free = client.get(f"/v1/tracks/{track_id}/playback", headers=tok["headers"]).json()
     assert {r["name"] for r in free["renditions"]} == {"aac_96", "aac_160"}
     assert free["quality_cap_kbps"] == 160 and free["loudness"]["gain_db"] is not None
-    with container.db.write() as conn:
-        conn.execute(sa.update(users).where(users.c.id == tok["user_id"]).values(product="premium"))
+    make_premium(container, tok["user_id"])
     fresh = client.post(
         "/api/token",
         data={"grant_type": "password", "username": "ada@example.com", "password": "correct horse"},

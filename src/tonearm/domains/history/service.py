@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import orjson
@@ -74,11 +74,30 @@ class _Playback:
     played_delta: dict[str, int] = field(default_factory=dict)
 
 
+class SkipGate(Protocol):
+    """What the listener's plan says about `skip` events (entitlements implements it; wired in
+    bootstrap). Each returns None to let the skip through, or the members of its `rejected`
+    entry: a machine-readable `reason` (skip_limit, ad_unskippable), a `message` and what else
+    the client needs (`next_skip_at`)."""
+
+    def unskippable(self, track_id: str) -> dict[str, object] | None:
+        """MUST refuse skips of what cannot be skipped (audio ads), whoever asks."""
+        ...
+
+    def count_skip(self, conn: sa.Connection, user_id: str, track_id: str) -> dict[str, object] | None:
+        """MUST be called in the transaction storing a new skip event (not a retried one): uses
+        one of the listener's skips or refuses it."""
+        ...
+
+
 class HistoryService:
-    def __init__(self, db: Database, catalog: CatalogService, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, catalog: CatalogService, clock: Clock, *, skips: SkipGate | None = None
+    ) -> None:
         self.db = db
         self.catalog = catalog
         self.clock = clock
+        self.skips = skips
         self._played_s: dict[str, float] = defaultdict(float)
         self._stalled_s: dict[str, float] = defaultdict(float)
         self._summaries: stats.ListenerCache[dict[str, Any]] = stats.ListenerCache(ttl_s=60)
@@ -89,11 +108,15 @@ class HistoryService:
     def record(self, user_id: str, events: list[PlayerEvent]) -> dict[str, Any]:
         """Stores a batch; returns how many were new, already known, and refused (with why)."""
         now = self.clock.now()
-        rejected: list[dict[str, str]] = []
+        rejected: list[dict[str, object]] = []
         good: list[PlayerEvent] = []
         seen: set[str] = set()
         durations: dict[str, int] = {}
         for e in events:
+            unskippable = self.skips.unskippable(e.track_id) if e.type == "skip" and self.skips else None
+            if unskippable is not None:
+                rejected.append({"id": e.id, **unskippable})
+                continue
             reason = self._refuse(e, user_id, now, durations)
             if reason is None and e.id in seen:
                 reason = "the same event id appears twice in this batch"
@@ -102,15 +125,17 @@ class HistoryService:
             else:
                 seen.add(e.id)
                 good.append(e)
+        refused: list[dict[str, object]] = []
         try:
-            fresh, counted = self._store(user_id, good, now, durations)
+            fresh, counted = self._store(user_id, good, now, durations, refused)
         except sa.exc.IntegrityError:
             # The same batch arrived twice at once; the retry sees the winner's rows as duplicates.
-            fresh, counted = self._store(user_id, good, now, durations)
+            refused.clear()
+            fresh, counted = self._store(user_id, good, now, durations, refused)
         return {
             "accepted": len(fresh),
-            "duplicates": len(good) - len(fresh),
-            "rejected": rejected,
+            "duplicates": len(good) - len(fresh) - len(refused),
+            "rejected": rejected + refused,
             "plays_counted": counted,
         }
 
@@ -130,7 +155,12 @@ class HistoryService:
         return None
 
     def _store(
-        self, user_id: str, events: list[PlayerEvent], now: dt.datetime, durations: dict[str, int]
+        self,
+        user_id: str,
+        events: list[PlayerEvent],
+        now: dt.datetime,
+        durations: dict[str, int],
+        refused: list[dict[str, object]],
     ) -> tuple[list[PlayerEvent], int]:
         if not events:
             return [], 0
@@ -144,6 +174,14 @@ class HistoryService:
                 ).scalars()
             )
             fresh = sorted((e for e in events if e.id not in known), key=lambda e: e.client_time())
+            if self.skips is not None:
+                # A new skip uses one of the listener's skips, here so a retried batch uses none;
+                # a refused one is left out and the rest of the batch kept.
+                for e in [e for e in fresh if e.type == "skip"]:
+                    why = self.skips.count_skip(conn, user_id, e.track_id)
+                    if why is not None:
+                        refused.append({"id": e.id, **why})
+                        fresh.remove(e)
             if not fresh:
                 return [], 0
             conn.execute(

@@ -54,12 +54,17 @@ async def playback(
         None, description="Also grant this rendition, transcoded on first use (e.g. opus_96, mp3_128)."
     ),
 ) -> Response:
+    """Quality follows the listener's plan (EntitlementService); without `ad_free` the grant may
+    carry `ad`, an audio ad the player MUST play first (see domains/entitlements/ads.py)."""
     c = _c(request)
 
     def grant() -> bytes:
-        user = current_user(request)
-        return c.streaming.grant(track_id, user.user_id, user.product, fmt=format)
+        ent = c.entitlements.for_user(current_user(request).user_id)
+        return c.entitlements.grant(track_id, ent, fmt=format)
 
+    # No database write on this path (ads are counted in memory and written behind it, unless
+    # its queue is full): cached lookups and embedded-SQLite reads (cache misses) run inline, as
+    # they cost less than the hop.
     body = await _call(c, grant, inline=c.db.sqlite)
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 

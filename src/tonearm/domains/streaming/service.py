@@ -16,7 +16,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,16 +56,11 @@ _NAME_RE = re.compile(r"^(original|flac|(aac|opus|mp3)_(\d{2,3}))$")
 
 @dataclass(frozen=True, slots=True)
 class Entitlements:
-    """What a listener's plan lets them stream. The premium issue adds ads and skip limits here."""
+    """What a listener's plan lets them stream: the quality part of their entitlements (the plan's
+    features decide it: see domains/entitlements/service.py)."""
 
     max_kbps: int
     lossless: bool
-
-    @classmethod
-    def for_product(cls, product: str) -> Entitlements:
-        if product == "premium":
-            return cls(PREMIUM_MAX_KBPS, True)
-        return cls(FREE_MAX_KBPS, False)
 
     def allows(self, bitrate_kbps: int) -> bool:
         return self.lossless if bitrate_kbps == 0 else bitrate_kbps <= self.max_kbps
@@ -128,6 +123,22 @@ class PlaybackInfo:
         if self.true_peak_dbtp is not None:
             gain = min(gain, -1.0 - self.true_peak_dbtp)  # never push peaks past -1 dBTP
         return round(gain, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackFile:
+    """One track's state and one of its renditions, from `StreamingService.track_files`."""
+
+    track_id: str
+    status: str  # processing|ready|failed
+    owner: str | None
+    visibility: str
+    rendition_id: str | None  # None: that rendition has not been made (yet)
+    content_type: str | None
+    size_bytes: int | None
+
+    def visible_to(self, user_id: str) -> bool:
+        return self.visibility == "public" or self.owner == user_id
 
 
 def parse_rendition_name(name: str) -> media.RenditionSpec | None:
@@ -267,11 +278,52 @@ class StreamingService:
             raise NotFound(f"track {track_id} not found")
         return info
 
+    def track_files(self, track_ids: Sequence[str], name: str) -> dict[str, TrackFile]:
+        """Status, owner and visibility of each of these tracks that exists, with its rendition
+        `name` when it has been made, in bulk (offline downloads check 10,000 tracks at once):
+        on PostgreSQL one query with the ids as one array, on SQLite one per 1,000 ids.
+        Authorization is the caller's: see `TrackFile.visible_to`."""
+        found: dict[str, TrackFile] = {}
+        query = sa.select(
+            tracks.c.id,
+            tracks.c.status,
+            tracks.c.owner_user_id,
+            tracks.c.visibility,
+            renditions.c.id.label("rendition_id"),
+            renditions.c.content_type,
+            renditions.c.size_bytes,
+        ).select_from(
+            tracks.outerjoin(renditions, (renditions.c.track_id == tracks.c.id) & (renditions.c.name == name))
+        )
+        with self.db.read() as conn:
+            if conn.dialect.name == "postgresql":
+                ids = sa.bindparam("ids", list(track_ids), type_=postgresql.ARRAY(sa.String()))
+                batches = [query.where(tracks.c.id == sa.any_(ids))]
+            else:
+                batches = [
+                    query.where(tracks.c.id.in_(track_ids[i : i + 1000]))
+                    for i in range(0, len(track_ids), 1000)
+                ]
+            for batch in batches:
+                for r in conn.execute(batch):
+                    found[r.id] = TrackFile(
+                        r.id,
+                        r.status,
+                        r.owner_user_id,
+                        r.visibility,
+                        r.rendition_id,
+                        r.content_type,
+                        r.size_bytes,
+                    )
+        return found
+
     # Grants -----------------------------------------------------------------------------------
-    def grant(self, track_id: str, user_id: str, product: str, *, fmt: str | None = None) -> bytes:
-        """The playback grant as JSON bytes (cached per user, track, plan and format)."""
+    def grant(self, track_id: str, user_id: str, quality: Entitlements, *, fmt: str | None = None) -> bytes:
+        """The playback grant as JSON bytes (cached per user, track, quality cap and format).
+        `quality` is what the listener's plan streams (EntitlementService.for_user(...).quality),
+        which decides before calling this whether a `fmt` above it is refused."""
         info = self.visible_info(track_id, user_id)
-        ent = Entitlements.for_product(product)
+        ent = quality
         extra = self._extra_spec(fmt, ent)
         key = (track_id, user_id, ent.cap, fmt or "")
         now = time.time()
@@ -284,6 +336,16 @@ class StreamingService:
         body = orjson.dumps(self._grant_obj(info, user_id, ent, exp, extra))
         self._grants.put(key, (exp, info, body))
         return body
+
+    def ad_grant(self, track_id: str, user_id: str) -> dict[str, Any]:
+        """A grant for an audio ad's track, whoever owns it and whatever its visibility (ads are
+        admins' private uploads): renditions up to FREE_MAX_KBPS, signed for this listener. The
+        caller (entitlements) decides that this listener is to hear this ad now."""
+        check_id(track_id, "track")
+        info = self.info(track_id)
+        # Not cached: one listener hears an ad every few tracks, and this is a few HMACs.
+        exp = int(time.time()) + self.grant_ttl_s + math.ceil(info.duration_ms / 1000)
+        return self._grant_obj(info, user_id, Entitlements(FREE_MAX_KBPS, False), exp, None)
 
     def _extra_spec(self, fmt: str | None, ent: Entitlements) -> media.RenditionSpec | None:
         if not fmt:
