@@ -21,6 +21,9 @@ BENCHES = [
     ["search_api.py", "--tracks", "100000"],
     ["playlists.py"],
     ["history.py"],
+    ["entitlements.py", "--db", "sqlite"],
+    ["entitlements.py", "--db", "postgres"],
+    ["licences.py"],
 ]
 
 

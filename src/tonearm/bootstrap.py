@@ -10,9 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from tonearm.adapters.payments import sandbox as sandbox_gateway
 from tonearm.config import Settings
 from tonearm.domains.accounts.service import AccountService
+from tonearm.domains.billing import tasks as billing_tasks
+from tonearm.domains.billing.service import SWEEP_JOB, BillingService
 from tonearm.domains.catalog.service import CatalogService
+from tonearm.domains.devices.service import DeviceService
 from tonearm.domains.entitlements.service import EntitlementService
 from tonearm.domains.history.service import HistoryService
 from tonearm.domains.ingest import tasks as ingest_tasks
@@ -20,6 +24,7 @@ from tonearm.domains.ingest.importer import Importer
 from tonearm.domains.ingest.service import IngestService
 from tonearm.domains.library.playlists import PlaylistService
 from tonearm.domains.library.service import LibraryService
+from tonearm.domains.player.service import PlayerService
 from tonearm.domains.privacy import tasks as privacy_tasks
 from tonearm.domains.privacy.service import PrivacyService
 from tonearm.domains.search.indexer import Indexer
@@ -117,12 +122,14 @@ def task_registry() -> TaskRegistry:
     registry = TaskRegistry()
     ingest_tasks.register(registry)
     privacy_tasks.register(registry)
+    billing_tasks.register(registry)
+    sandbox_gateway.register(registry)  # the sandbox's webhook deliveries
     return registry
 
 
 def periodic_jobs(settings: Settings) -> list[Periodic]:
     """Work the scheduler queues on a timer (see workers/scheduler.py)."""
-    return []
+    return [Periodic(SWEEP_JOB, settings.billing_sweep_s)]  # renewals, retries, lapses
 
 
 @dataclass
@@ -148,8 +155,11 @@ class Container:
     playlists: PlaylistService
     sharing: SharingService
     entitlements: EntitlementService
+    player: PlayerService
     gateway: PaymentGateway
     scheduler: Scheduler
+    devices: DeviceService
+    billing: BillingService
     _workers: list[tuple[Worker, threading.Thread]] = field(default_factory=list)
 
     def worker(self, name: str | None = None) -> Worker:
@@ -174,6 +184,7 @@ class Container:
             t.join(timeout=30)
         self._workers.clear()
         self.search_index.close()
+        self.entitlements.close()  # writes what the grant path queued
         self.db.dispose()
 
 
@@ -242,8 +253,33 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         inline=db.sqlite and urlparse(settings.resolved_search_url).scheme in ("tantivy", "memory"),
         playlists=playlists,
     )
-    entitlements = EntitlementService(db, clock)
+    entitlements = EntitlementService(
+        db,
+        clock,
+        streaming=streaming,
+        accounts=accounts,
+        free_skips_per_hour=settings.free_skips_per_hour,
+        ads_every_tracks=settings.ads_every_tracks,
+        max_devices=settings.max_devices,
+        max_downloads_per_device=settings.max_downloads_per_device,
+        licence_days=settings.licence_days,
+    )
     gateway = payment_gateway_for(settings.payment_gateway_url, db, jobs, clock, settings)
+    billing = BillingService(db, clock, gateway, jobs, accounts, entitlements, limiter, settings)
+    devices = DeviceService(
+        db,
+        clock,
+        entitlements,
+        streaming,
+        blobs,
+        settings.resolved_secret_key(),
+        settings.public_url,
+        tmp_dir=settings.data_dir / "tmp",
+        max_devices=settings.max_devices,
+        max_downloads_per_device=settings.max_downloads_per_device,
+        licence_days=settings.licence_days,
+    )
+    billing.on_product_change(devices.product_changed)  # losing offline revokes downloads
     return Container(
         settings,
         clock,
@@ -256,7 +292,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         ingest,
         importer,
         streaming,
-        HistoryService(db, catalog, clock),
+        HistoryService(db, catalog, clock, skips=entitlements),
         task_registry(),
         search_index=search_index,
         indexer=indexer,
@@ -275,9 +311,13 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
             settings.resolved_secret_key(),
             settings.public_url,
             tmp_dir=settings.data_dir / "tmp",
+            before_delete=[billing.before_account_deleted],
         ),
         playlists=playlists,
         entitlements=entitlements,
+        player=PlayerService(db, clock, catalog, playlists, entitlements),
         gateway=gateway,
         scheduler=Scheduler(db, jobs, clock, periodic_jobs(settings)),
+        devices=devices,
+        billing=billing,
     )

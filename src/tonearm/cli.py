@@ -164,6 +164,37 @@ def user_create(
     click.echo(f"created {role} {email} ({user_id})")
 
 
+@user.command("premium")
+@click.option("--email", required=True)
+@click.option("--plan", "plan_id", default="premium_individual", show_default=True)
+@click.option("--days", type=int, default=30, show_default=True)
+def user_premium(email: str, plan_id: str, days: int) -> None:
+    """Give an account a plan for some days without charging (staff, testers, gifts); it ends by itself."""
+    import sqlalchemy as sa
+
+    from tonearm import migrate as m
+    from tonearm.bootstrap import bootstrap
+    from tonearm.domains.accounts.tables import users
+    from tonearm.kernel.errors import TonearmError
+
+    s = _settings()
+    m.upgrade(s.resolved_database_url)
+    c = bootstrap(s)
+    try:
+        with c.db.read() as conn:
+            user_id = conn.execute(
+                sa.select(users.c.id).where(users.c.email == email.strip().lower())
+            ).scalar()
+        if user_id is None:
+            raise click.ClickException(f"no account with e-mail {email}")
+        c.billing.comp(user_id, plan_id, days)
+    except TonearmError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        c.close()
+    click.echo(f"{email} has {plan_id} for {days} days")
+
+
 if __name__ == "__main__":
     main()
 

@@ -22,7 +22,6 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from tests.e2e.test_browser import ARGS, CHROMIUM
 from tests.e2e.test_server_and_worker import _free_port, _tonearm, _wait_ready
 from tests.helpers import make_tone
-from tonearm.domains.accounts.tables import users
 from tonearm.domains.history.tables import playbacks
 from tonearm.kernel.db import make_engine
 
@@ -85,16 +84,23 @@ def premium_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         check=True,
         capture_output=True,
     )
+    subprocess.run(  # before the first log-in, so every token sees the premium plan
+        _tonearm("user", "premium", "--email", "p@example.com", "--days", "2"),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     engine = make_engine(f"sqlite:///{data / 'tonearm.db'}")
-    with engine.begin() as conn:  # before the first log-in, so every token sees the premium plan
-        conn.execute(sa.update(users).where(users.c.email == "p@example.com").values(product="premium"))
     proc = subprocess.Popen(_tonearm("serve"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc)
         _poll(
             "the imported track to be transcoded",
-            lambda: 'tonearm_job_queue{status="done"} 1.0' in httpx.get(f"{base}/metrics").text,
+            lambda: (
+                'tonearm_jobs_total{kind="ingest.track_renditions",outcome="done"} 1.0'
+                in httpx.get(f"{base}/metrics").text
+            ),
             120,
         )
         yield {"base": base, "engine": engine}

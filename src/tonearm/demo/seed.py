@@ -7,24 +7,34 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import click
+import sqlalchemy as sa
 from tqdm import tqdm
 
 from tonearm.bootstrap import Container
 from tonearm.demo.catalog import demo_catalog
 from tonearm.demo.files import write_demo_files
+from tonearm.domains.accounts.tables import users
 from tonearm.domains.ingest.progress import import_with_progress
-from tonearm.kernel.errors import Conflict
+from tonearm.domains.ingest.service import ReceivedFile
+from tonearm.kernel.errors import Conflict, NotFound
 
 DEMO_USERS = (
     ("admin@tonearm.local", "tonearm-admin", "Admin", "admin"),
     ("listener@tonearm.local", "tonearm-demo", "Demo Listener", "listener"),
+    ("premium@tonearm.local", "tonearm-premium", "Demo Premium", "listener"),
     ("artist@tonearm.local", "tonearm-artist", "Demo Artist", "artist"),
 )
+PREMIUM_EMAIL = "premium@tonearm.local"
+AD_SECONDS = 6.0
 
 
 def seed_demo(
@@ -32,6 +42,11 @@ def seed_demo(
 ) -> None:
     """Synthesize, import and (unless `wait`) leave the transcode ladder to the server's workers:
     the MP3 originals are within the free tier's cap, so the catalog is playable at once."""
+    for email, password, name, role in DEMO_USERS:
+        with contextlib.suppress(Conflict):  # already created on an earlier run
+            c.accounts.sign_up(email, password, name, dt.date(1990, 1, 1), role=role)
+    _demo_ad(c)  # before the import, so its two jobs are not queued behind the catalog's transcodes
+    _demo_subscription(c)
     out = c.settings.data_dir / "demo-music"
     tracks = demo_catalog(n_tracks, duration_s=duration_s)
     with tqdm(total=len(tracks), unit="track", desc="synthesizing", file=sys.stderr) as bar:
@@ -42,13 +57,11 @@ def seed_demo(
     click.echo(
         f"demo catalog: {report.imported} imported, {report.unchanged} already there, {report.failed} failed"
     )
-    for email, password, name, role in DEMO_USERS:
-        with contextlib.suppress(Conflict):  # already created on an earlier run
-            c.accounts.sign_up(email, password, name, dt.date(1990, 1, 1), role=role)
     url = c.settings.public_url
     click.echo(f"\nTonearm demo is ready at {url}")
     for email, password, _name, role in DEMO_USERS:
-        click.echo(f"  {role:<9} {email} / {password}")
+        plan = " (Premium Individual, paid with the sandbox's test card 4242 4242 4242 4242)"
+        click.echo(f"  {role:<9} {email} / {password}{plan if email == PREMIUM_EMAIL else ''}")
 
 
 def _drain_with_progress(c: Container, threads: int = 2) -> None:
@@ -68,3 +81,73 @@ def _drain_with_progress(c: Container, threads: int = 2) -> None:
             bar.refresh()
         for t in runners:
             t.join()
+
+
+def _user_id(c: Container, email: str) -> str:
+    with c.db.read() as conn:
+        return str(conn.execute(sa.select(users.c.id).where(users.c.email == email)).scalar_one())
+
+
+def _demo_subscription(c: Container) -> None:
+    """The premium demo listener pays for Premium Individual through the sandbox gateway, the way
+    a listener would (a tokenized test card, a real charge, an invoice); once."""
+    user_id = _user_id(c, PREMIUM_EMAIL)
+    try:
+        c.billing.subscription(user_id)
+        return
+    except NotFound:
+        pass
+    today = c.clock.now()
+    card = c.gateway.tokenize_card("4242424242424242", 12, today.year + 3, "123")
+    c.billing.subscribe(user_id, "premium_individual", card.token, idempotency_key="demo-premium")
+
+
+def _demo_ad(c: Container) -> None:
+    """A short synthesized jingle uploaded by the demo admin and run as an audio ad, so a free
+    listener hears what the Premium plans take away; once."""
+    if c.entitlements.ads.listing():
+        return
+    admin = _user_id(c, "admin@tonearm.local")
+    folder = c.settings.data_dir / "demo-ads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tonearm-premium-ad.mp3"
+    if not path.exists():
+        _synthesize_jingle(path)
+    data = path.read_bytes()
+    upload_id = c.ingest.receive(
+        admin,
+        ReceivedFile(path, path.name, len(data), hashlib.sha256(data).hexdigest(), data[:64]),
+        visibility="private",
+    )
+    worker = c.worker(name="demo-ad")
+    deadline = time.monotonic() + 120
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = c.ingest.upload_status(upload_id, admin)
+        if status["status"] in ("ready", "failed"):
+            break
+        if not worker.run_once():
+            time.sleep(0.2)
+    if status.get("status") != "ready":
+        click.echo(f"demo ad: its audio did not become ready ({status.get('status')}); no ad runs")
+        return
+    c.entitlements.ads.create(status["track"]["id"], "Go Premium", "Tonearm", None)
+
+
+def _synthesize_jingle(path: Path) -> None:
+    """Three rising chimes over a soft pad, tagged as an ad (ffmpeg's own signal generators)."""
+    chimes = "+".join(
+        f"0.3*sin(2*PI*{f}*t)*exp(-3*(t-{start}))*gte(t,{start})"
+        for f, start in ((523.25, 0.2), (659.25, 1.0), (783.99, 1.8))
+    )
+    expr = f"{chimes}+0.08*sin(2*PI*261.63*t)"
+    subprocess.run(
+        [
+            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"aevalsrc='{expr}':s=44100:d={AD_SECONDS}",
+            "-af", f"afade=t=out:st={AD_SECONDS - 1}:d=1", "-ac", "2", "-b:a", "128k",
+            "-metadata", "title=Go Premium", "-metadata", "artist=Tonearm",
+            str(path),
+        ],
+        check=True,
+    )  # fmt: skip

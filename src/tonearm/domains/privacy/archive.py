@@ -18,9 +18,16 @@ import orjson
 import sqlalchemy as sa
 
 from tonearm.domains.accounts.tables import sessions, users
-from tonearm.domains.billing.tables import invoices, payments, subscription_members, subscriptions
+from tonearm.domains.billing.tables import (
+    family_invitations,
+    invoices,
+    payments,
+    subscription_members,
+    subscriptions,
+)
 from tonearm.domains.catalog.tables import albums, artists, track_artists, tracks
 from tonearm.domains.devices.tables import devices, downloads
+from tonearm.domains.entitlements.tables import ad_impressions, ad_state, entitlement_log, skips
 from tonearm.domains.history.tables import listening_scores, play_events, playbacks, plays
 from tonearm.domains.ingest.tables import uploads
 from tonearm.domains.library.tables import (
@@ -31,6 +38,7 @@ from tonearm.domains.library.tables import (
     playlists,
     track_likes,
 )
+from tonearm.domains.player.tables import player_queues
 from tonearm.domains.sharing.tables import share_links
 from tonearm.kernel.ids import uri
 
@@ -59,6 +67,12 @@ COVERAGE: dict[str, str | None] = {
     "subscription_members": "billing.json",
     "payments": "billing.json",
     "invoices": "billing.json",
+    "family_invitations": "billing.json (invitations you accepted; those you sent are under subscriptions)",
+    "entitlement_log": "entitlements.json",
+    "skips": "entitlements.json",
+    "ad_impressions": "entitlements.json",
+    "ad_state": "entitlements.json",
+    "player_queues": "player_queue.json",
     "data_exports": None,  # the exports themselves: a copy of a copy
 }
 
@@ -78,7 +92,9 @@ FILES = {
     "share_links.json": "short links you made, with their clicks",
     "sessions.json": "where you are signed in (no tokens)",
     "devices.json": "devices registered for offline play, and their downloads",
-    "billing.json": "subscriptions, payments and invoices (no payment details)",
+    "billing.json": "subscriptions, payments and invoices (no payment details), family invitations",
+    "entitlements.json": "decisions about what your plan allowed and why, your skips, the ads you heard",
+    "player_queue.json": "your play queue as the server keeps it",
 }
 
 README = """Your Tonearm data
@@ -358,6 +374,9 @@ def write_archive(
         [_row(d, drop=("user_id",)) | {"downloads": downloaded.get(d.id, [])} for d in device_rows],
     )
     out.value("billing.json", _billing(conn, user_id))
+    out.value("entitlements.json", _entitlements(conn, user_id))
+    queue = conn.execute(sa.select(player_queues).where(player_queues.c.user_id == user_id)).first()
+    out.value("player_queue.json", _row(queue, drop=("user_id",)) if queue is not None else None)
     files = "\n".join(f"{name:<30} ({out.counts[name]:>6})  {what}" for name, what in FILES.items())
     out.text(
         "README.txt",
@@ -480,4 +499,46 @@ def _billing(conn: sa.Connection, user_id: str) -> Obj:
                 sa.select(invoices).where(invoices.c.user_id == user_id).order_by(invoices.c.created_at)
             )
         ],
+        "invitations": [
+            _row(r, drop=("code_hash",))
+            for r in conn.execute(
+                sa.select(family_invitations)
+                .where(
+                    sa.or_(
+                        family_invitations.c.accepted_by == user_id,
+                        family_invitations.c.subscription_id.in_(
+                            sa.select(subscriptions.c.id).where(subscriptions.c.user_id == user_id)
+                        ),
+                    )
+                )
+                .order_by(family_invitations.c.created_at)
+            )
+        ],
+    }
+
+
+def _entitlements(conn: sa.Connection, user_id: str) -> Obj:
+    state = conn.execute(sa.select(ad_state).where(ad_state.c.user_id == user_id)).first()
+    return {
+        "decisions": [
+            _row(r, drop=("user_id", "id"))
+            for r in conn.execute(
+                sa.select(entitlement_log)
+                .where(entitlement_log.c.user_id == user_id)
+                .order_by(entitlement_log.c.at)
+            )
+        ],
+        "skips": [
+            _row(r, drop=("user_id", "id"))
+            for r in conn.execute(sa.select(skips).where(skips.c.user_id == user_id).order_by(skips.c.at))
+        ],
+        "ads_heard": [
+            _row(r, drop=("user_id",))
+            for r in conn.execute(
+                sa.select(ad_impressions)
+                .where(ad_impressions.c.user_id == user_id)
+                .order_by(ad_impressions.c.served_at)
+            )
+        ],
+        "ad_counter": _row(state, drop=("user_id",)) if state is not None else None,
     }
