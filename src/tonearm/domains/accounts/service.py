@@ -31,6 +31,7 @@ from tonearm.kernel.ratelimit import RateLimiter
 
 _EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,63}$")
 ROLES = ("listener", "artist", "admin")
+CLOCK_SKEW_S = 30  # tolerated between the server that minted a token and the one checking it
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +277,13 @@ class AccountService:
         for a few seconds per session)."""
         try:
             claims: dict[str, Any] = jwt.decode(
-                access_token, self._key, algorithms=["HS256"], options={"require": ["exp", "sub", "sid"]}
+                access_token,
+                self._key,
+                algorithms=["HS256"],
+                options={"require": ["exp", "sub", "sid"]},
+                # Servers' clocks differ a little: a token minted by one a second ahead of another
+                # must not be "not yet valid" there (PyJWT checks `iat` against this machine's now).
+                leeway=CLOCK_SKEW_S,
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("The access token expired") from exc
