@@ -125,3 +125,50 @@ def test_log_in_browse_covers_and_play(demo_server: str) -> None:
         assert "Chromium Nights" in page.inner_text(".grid")
         assert errors == []
         browser.close()
+
+
+def test_an_invitation_link_logs_in_and_joins_the_family_plan(demo_server: str, tmp_path: Path) -> None:
+    """The link a Family manager hands out: /join/<code> leads through the log-in to a Join button,
+    and the listener comes out premium."""
+    env = {**os.environ, "TONEARM_DATA_DIR": str(tmp_path / "data"), "TONEARM_LOG_LEVEL": "WARNING"}
+    manager = {"email": "m@example.com", "password": "manager pw"}
+    subprocess.run(
+        _tonearm(
+            "user", "create", "--email", manager["email"], "--name", "Mum", "--password", manager["password"]
+        ),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        _tonearm("user", "premium", "--email", manager["email"], "--plan", "premium_family"),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    tok = httpx.post(
+        f"{demo_server}/api/token",
+        data={"grant_type": "password", "username": manager["email"], "password": manager["password"]},
+    ).json()["access_token"]
+    invitation = httpx.post(
+        f"{demo_server}/v1/me/subscription/invitations", headers={"Authorization": f"Bearer {tok}"}
+    ).json()
+    assert invitation["url"].startswith(f"{demo_server}/join/")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(invitation["url"])
+        page.wait_for_selector("input[name=email]")  # not logged in yet: the log-in comes first
+        page.fill("input[name=email]", "b@example.com")
+        page.fill("input[name=password]", "browser pw")
+        page.click("button.primary")
+        page.wait_for_selector("#join")
+        assert "Premium Family" in page.inner_text("h1") and "Mum invites you" in page.inner_text("#view")
+        page.click("#join")
+        page.wait_for_selector("#nav .badge:text('premium')")
+        assert "You are Premium now" in page.inner_text("#view")
+        assert errors == []
+        browser.close()
+    assert httpx.get(f"{demo_server}/join/..%2Fetc").status_code == 404

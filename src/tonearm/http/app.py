@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.routing import Route
@@ -179,5 +179,12 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
                     "Content-Security-Policy": "frame-ancestors 'none'",
                 },
             )
+
+        @app.get("/join/{code}", include_in_schema=False)
+        def join(code: str) -> Response:
+            """An invitation link: the web app shows what it is for and joins (after logging in)."""
+            if not code or len(code) > 64 or not all(ch.isalnum() or ch in "-_" for ch in code):
+                return PlainTextResponse("not an invitation link", status_code=404)
+            return RedirectResponse(f"/#/join/{code}", status_code=302)
 
     return app

@@ -332,7 +332,10 @@ function loginView(signup) {
     try {
       if (signup) await api("/v1/users", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(f) });
       await token({ grant_type: "password", username: f.email, password: f.password });
-      await renderNav(); location.hash = "#/";
+      await renderNav();
+      const then = sessionStorage.getItem("tonearm.after-login");  // e.g. an invitation link
+      sessionStorage.removeItem("tonearm.after-login");
+      location.hash = then || "#/";
     } catch (err) { $("#err").textContent = err.message; }
   });
 }
@@ -419,6 +422,21 @@ async function artist(id) {
     <div class="s">${esc((x.release_date || "").slice(0, 4))}</div></a>`).join("")}</div>`;
 }
 
+// An invitation link (/join/<code> redirects here): what it is for, and a button to join.
+async function joinView(code) {
+  if (!state.me) { sessionStorage.setItem("tonearm.after-login", location.hash); location.hash = "#/login"; return; }
+  const inv = await api("/v1/invitations/" + encodeURIComponent(code));
+  view.innerHTML = `<h1>Join ${esc(inv.plan?.name || "a Premium plan")}</h1>
+    <p>${esc(inv.manager?.display_name || "Someone")} invites you to their plan${inv.status === "valid" ? "" : ` (this invitation is ${esc(inv.status)})`}.</p>
+    <button class="primary" id="join">Join</button><div class="error" id="err"></div>`;
+  $("#join").addEventListener("click", async () => {
+    try {
+      await api(`/v1/invitations/${encodeURIComponent(code)}/accept`, { method: "POST" });
+      await renderNav(); view.innerHTML = `<h1>Welcome to ${esc(inv.plan?.name || "Premium")}</h1><p>You are Premium now.</p>`;
+    } catch (err) { $("#err").textContent = err.message; }
+  });
+}
+
 async function route() {
   const [, page, arg] = location.hash.split("/");
   try {
@@ -428,6 +446,7 @@ async function route() {
     else if (page === "login") loginView(false);
     else if (page === "signup") loginView(true);
     else if (page === "upload") uploadView();
+    else if (page === "join") await joinView(decodeURIComponent(arg || ""));
     else await home();
   } catch (err) { view.innerHTML = `<p class="error">${esc(err.message)}</p>`; }
 }
