@@ -20,6 +20,7 @@ from tonearm.domains.devices.licences import (
     LicenceError,
     b64d,
     decrypt_file,
+    offline_key,
     parse_header,
     unwrap_content_key,
 )
@@ -117,6 +118,12 @@ def test_a_real_track_downloads_encrypted_and_decrypts_with_its_licence(
     assert decrypt_file(body.content, opus_key) == _plaintext(env, track, "opus_96")
     # The download is now opus_96: the aac_320 URL no longer serves.
     assert env.client.get(url).status_code == 403
+
+    # The uploader deletes the track: its encrypted copies go with its renditions.
+    offline = [offline_key(track, r.id) for r in env.c.streaming.info(track).renditions.values()]
+    assert sum(env.c.blobs.exists(k) for k in offline) == 2  # aac_320 and opus_96 were made
+    assert env.client.delete(f"/v1/tracks/{track}", headers=tok["headers"]).status_code == 204
+    assert not any(env.c.blobs.exists(k) for k in offline)
 
 
 def test_download_urls_are_signed_for_the_user_and_device(env: Env, tmp_path: Path) -> None:

@@ -55,6 +55,13 @@ from typing import Any, BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+
+def offline_key(track_id: str, rendition_id: str) -> str:
+    """Where a rendition's encrypted file is kept: named by the rendition row, so a re-made
+    rendition gets a new file, and whoever deletes a track's renditions deletes these too."""
+    return f"tracks/{track_id}/offline/{rendition_id}.tenc"
+
+
 LICENCE_VERSION = 1
 FILE_VERSION = 1
 MAGIC = b"TENC"

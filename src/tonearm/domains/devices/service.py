@@ -35,6 +35,7 @@ from tonearm.domains.devices.licences import (
     b64e,
     encrypt_file,
     encrypted_size,
+    offline_key,
 )
 from tonearm.domains.devices.tables import devices, downloads
 from tonearm.domains.entitlements.service import EntitlementService
@@ -453,7 +454,7 @@ class DeviceService:
             if spec is None:
                 raise NotFound(f"track {track_id} has no original file (it was not lossless)")
             r = self.streaming.ensure_rendition(info, spec)
-        key = f"tracks/{track_id}/offline/{r.id}.tenc"  # a re-made rendition gets a new id: a new file
+        key = offline_key(track_id, r.id)  # a re-made rendition gets a new id: a new file
         try:
             size = self.blobs.size(key)
         except BlobNotFound:

@@ -35,6 +35,7 @@ from tonearm.domains.catalog.tables import (
     track_genres,
     tracks,
 )
+from tonearm.domains.devices.licences import offline_key
 from tonearm.domains.ingest.schemas import TrackEdit
 from tonearm.domains.ingest.sniff import looks_like_audio
 from tonearm.domains.ingest.tables import uploads
@@ -250,12 +251,14 @@ class IngestService:
     def delete_track(self, conn: sa.Connection, track_id: str) -> None:
         self.catalog.tracks_changed(conn, [track_id])  # before the delete: it reads album and artists
         rows = conn.execute(
-            sa.select(renditions.c.blob_key, renditions.c.hls_blob_key).where(
+            sa.select(renditions.c.id, renditions.c.blob_key, renditions.c.hls_blob_key).where(
                 renditions.c.track_id == track_id
             )
         ).all()
         conn.execute(sa.delete(tracks).where(tracks.c.id == track_id))
-        for key in [k for row in rows for k in row if k]:
+        keys = [k for row in rows for k in (row.blob_key, row.hls_blob_key) if k]
+        keys += [offline_key(track_id, row.id) for row in rows]  # offline downloads' encrypted copies
+        for key in keys:
             if not key.startswith("uploads/"):
                 self.blobs.delete(key)
         self.catalog.invalidate_track(track_id)

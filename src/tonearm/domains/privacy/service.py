@@ -53,6 +53,7 @@ from tonearm.domains.catalog.tables import (
     track_artists,
     tracks,
 )
+from tonearm.domains.devices.licences import offline_key
 from tonearm.domains.history.tables import data_exports
 from tonearm.domains.ingest.tables import uploads
 from tonearm.domains.library.tables import artist_follows, playlists
@@ -334,11 +335,12 @@ class PrivacyService:
                 )
             )
             for row in conn.execute(
-                sa.select(renditions.c.blob_key, renditions.c.hls_blob_key).where(
-                    renditions.c.track_id.in_(chunk)
-                )
+                sa.select(
+                    renditions.c.id, renditions.c.track_id, renditions.c.blob_key, renditions.c.hls_blob_key
+                ).where(renditions.c.track_id.in_(chunk))
             ):
-                gone.blobs += [k for k in row if k]
+                gone.blobs += [k for k in (row.blob_key, row.hls_blob_key) if k]
+                gone.blobs.append(offline_key(row.track_id, row.id))  # offline downloads' copies
             conn.execute(sa.delete(tracks).where(tracks.c.id.in_(chunk)))
         empty = [a for a in sorted(album_ids) if not _exists(conn, tracks.c.album_id == a)]
         for chunk in _chunks(empty):
