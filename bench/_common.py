@@ -20,6 +20,7 @@ import httpx
 import sqlalchemy as sa
 
 from tonearm import migrate
+from tonearm.config import Settings
 from tonearm.domains.catalog.tables import albums, artists, image_variants, images, track_artists, tracks
 from tonearm.kernel.db import make_engine
 from tonearm.kernel.ids import new_id
@@ -53,6 +54,21 @@ def bench_db_url(db: str, tmp: Path) -> str:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
     eng.dispose()
     return f"{BENCH_PG}?options=-csearch_path%3D{schema}"
+
+
+def bench_settings(tmp: Path, url: str, secret_key: str, **overrides: object) -> Settings:
+    """Settings for an in-process benchmark: its own data dir and database, no job workers, and no
+    search indexer (its first rebuild would compete with what is measured)."""
+    values: dict[str, object] = {
+        "data_dir": tmp / "data",
+        "database_url": url,
+        "secret_key": secret_key,
+        "search_url": "memory://",
+        "search_indexer": False,
+        "inprocess_workers": 0,
+        "log_json": False,
+    }
+    return Settings(**(values | overrides))  # type: ignore[arg-type]
 
 
 def drop_bench_db(url: str) -> None:

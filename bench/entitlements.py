@@ -45,10 +45,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from _common import bench_db_url, drop_bench_db, machine, seed_catalog
+from _common import bench_db_url, bench_settings, drop_bench_db, machine, seed_catalog
 from tonearm import logs
 from tonearm.bootstrap import Container, bootstrap
-from tonearm.config import Settings
 from tonearm.domains.catalog.tables import tracks
 from tonearm.domains.streaming.service import Entitlements as Quality
 from tonearm.http.app import create_app
@@ -102,14 +101,7 @@ def main() -> None:
 def run(args: argparse.Namespace, tmp: Path, url: str) -> None:
     track_ids = seed_catalog(url, 501)
     ad_track, track_ids = track_ids[0], track_ids[1:]
-    settings = Settings(
-        data_dir=tmp / "data",
-        database_url=url,
-        secret_key=SECRET,
-        search_url="memory://",
-        search_indexer=False,
-        inprocess_workers=0,
-    )
+    settings = bench_settings(tmp, url, SECRET, log_json=True)  # JSON lines, as a server logs
     clock = FrozenClock(dt.datetime.now(dt.UTC))
     # Decisions are logged at INFO as a server does (JSON lines), written to /dev/null: their
     # cost is measured, the terminal is spared.

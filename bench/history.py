@@ -30,9 +30,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from _common import Server, bench_db_url, drop_bench_db, machine, seed_catalog
+from _common import Server, bench_db_url, bench_settings, drop_bench_db, machine, seed_catalog
 from tonearm.bootstrap import bootstrap
-from tonearm.config import Settings
 from tonearm.domains.history.service import _add_scores
 from tonearm.domains.history.tables import plays
 
@@ -102,15 +101,7 @@ def main() -> None:
 
 def run(args: argparse.Namespace, tmp: Path, url: str) -> None:
     track_ids = seed_catalog(url, args.tracks)
-    settings = Settings(
-        data_dir=tmp / "data",
-        database_url=url,
-        secret_key=SECRET,
-        search_url="memory://",
-        search_indexer=False,
-        inprocess_workers=0,
-        log_json=False,
-    )
+    settings = bench_settings(tmp, url, SECRET)
     c = bootstrap(settings)
     user_id = c.accounts.sign_up("heavy@example.com", "bench password", "Heavy Listener", None)
     started = time.perf_counter()

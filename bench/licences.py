@@ -32,9 +32,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from _common import Server, bench_db_url, cpu_seconds, drop_bench_db, machine, seed_catalog
+from _common import Server, bench_db_url, bench_settings, cpu_seconds, drop_bench_db, machine, seed_catalog
 from tonearm.bootstrap import bootstrap
-from tonearm.config import Settings
 from tonearm.domains.catalog.tables import renditions
 from tonearm.kernel.ids import new_id
 
@@ -94,16 +93,7 @@ def run(db: str, n: int, rounds: int) -> None:
     try:
         started = time.perf_counter()
         track_ids = seed_catalog(url, n + 1)
-        settings = Settings(
-            data_dir=tmp / "data",
-            database_url=url,
-            secret_key=SECRET,
-            search_url="memory://",
-            search_indexer=False,
-            inprocess_workers=0,
-            log_json=False,
-            log_level="WARNING",
-        )
+        settings = bench_settings(tmp, url, SECRET, log_level="WARNING")
         c = bootstrap(settings)
         seed_renditions(c, track_ids)
         user_id = c.accounts.sign_up("offline@example.com", PASSWORD, "Offline Listener", None)

@@ -31,9 +31,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from _common import Server, bench_db_url, machine, parse_wrk, run_wrk, seed_catalog
+from _common import Server, bench_db_url, bench_settings, machine, parse_wrk, run_wrk, seed_catalog
 from tonearm.bootstrap import Container, bootstrap
-from tonearm.config import Settings
 from tonearm.domains.catalog.tables import image_variants
 from tonearm.domains.library.tables import playlist_entries
 from tonearm.http.app import create_app
@@ -124,17 +123,7 @@ def main() -> None:
     url = bench_db_url(args.db, tmp)
     print(f"machine: {machine()}")
     track_ids = seed_catalog(url, N)
-    settings = Settings(
-        data_dir=tmp / "data",
-        database_url=url,
-        secret_key=SECRET,
-        public_url="http://testserver",
-        inprocess_workers=0,
-        search_url="memory://",
-        search_indexer=False,  # its first rebuild would compete with the in-process measurements
-        log_json=False,
-        log_level="WARNING",
-    )
+    settings = bench_settings(tmp, url, SECRET, public_url="http://testserver", log_level="WARNING")
     c = bootstrap(settings)
     give_albums_covers(c)
     user = c.accounts.sign_up(EMAIL, PASSWORD, "Bench", None)
