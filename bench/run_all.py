@@ -24,6 +24,8 @@ BENCHES = [
     ["entitlements.py", "--db", "sqlite"],
     ["entitlements.py", "--db", "postgres"],
     ["licences.py"],
+    ["recs.py", "--db", "sqlite"],
+    ["recs.py", "--db", "postgres"],
 ]
 
 

@@ -27,6 +27,8 @@ from tonearm.domains.library.service import LibraryService
 from tonearm.domains.player.service import PlayerService
 from tonearm.domains.privacy import tasks as privacy_tasks
 from tonearm.domains.privacy.service import PrivacyService
+from tonearm.domains.recs import tasks as recs_tasks
+from tonearm.domains.recs.service import PLAYLISTS_JOB, TRAIN_JOB, RecsService
 from tonearm.domains.search.indexer import Indexer
 from tonearm.domains.search.service import SearchService
 from tonearm.domains.sharing.service import SharingService
@@ -123,13 +125,18 @@ def task_registry() -> TaskRegistry:
     ingest_tasks.register(registry)
     privacy_tasks.register(registry)
     billing_tasks.register(registry)
+    recs_tasks.register(registry)
     sandbox_gateway.register(registry)  # the sandbox's webhook deliveries
     return registry
 
 
 def periodic_jobs(settings: Settings) -> list[Periodic]:
     """Work the scheduler queues on a timer (see workers/scheduler.py)."""
-    return [Periodic(SWEEP_JOB, settings.billing_sweep_s)]  # renewals, retries, lapses
+    return [
+        Periodic(SWEEP_JOB, settings.billing_sweep_s),  # renewals, retries, lapses
+        Periodic(TRAIN_JOB, settings.recs_train_s),  # a no-op when no signal moved
+        Periodic(PLAYLISTS_JOB, settings.recs_playlists_s),  # Discover Weekly, Daily Mixes
+    ]
 
 
 @dataclass
@@ -160,6 +167,7 @@ class Container:
     scheduler: Scheduler
     devices: DeviceService
     billing: BillingService
+    recs: RecsService
     _workers: list[tuple[Worker, threading.Thread]] = field(default_factory=list)
 
     def worker(self, name: str | None = None) -> Worker:
@@ -280,6 +288,11 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         licence_days=settings.licence_days,
     )
     billing.on_product_change(devices.product_changed)  # losing offline revokes downloads
+    library = LibraryService(db, catalog, clock)
+    recs = RecsService(
+        db, blobs, jobs, clock, catalog, library, playlists, entitlements, public_url=settings.public_url
+    )
+    library.on_change(recs.forget)  # a like or follow shows in recommendations on the next request
     return Container(
         settings,
         clock,
@@ -297,7 +310,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         search_index=search_index,
         indexer=indexer,
         search=search,
-        library=LibraryService(db, catalog, clock),
+        library=library,
         sharing=SharingService(
             db, streaming, clock, limiter, settings.public_url, preview_ttl_s=settings.grant_ttl_s
         ),
@@ -320,4 +333,5 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         scheduler=Scheduler(db, jobs, clock, periodic_jobs(settings)),
         devices=devices,
         billing=billing,
+        recs=recs,
     )

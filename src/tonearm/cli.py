@@ -113,6 +113,23 @@ def import_(directory: Path, transcode: bool, workers: int) -> None:
 
 
 @main.command()
+@click.option("--all", "all_tracks", is_flag=True, help="Re-measure every ready track too.")
+def features(all_tracks: bool) -> None:
+    """Queue tempo/brightness measurement for tracks ingested before it existed (workers run it)."""
+    from tonearm import migrate as m
+    from tonearm.bootstrap import bootstrap
+
+    s = _settings()
+    m.upgrade(s.resolved_database_url)
+    c = bootstrap(s)
+    try:
+        queued = c.ingest.queue_audio_features(missing_only=not all_tracks)
+        click.echo(f"queued audio features for {queued} track{'' if queued == 1 else 's'}")
+    finally:
+        c.close()
+
+
+@main.command()
 @click.option("--tracks", "n_tracks", type=int, default=200, help="How many tracks to synthesize.")
 @click.option("--seconds", type=float, default=30.0, help="Length of each track.")
 @click.option("--transcode/--no-transcode", default=True, help="Queue the transcode ladder for every track.")
@@ -251,5 +268,116 @@ def search_status() -> None:
         for kind in ("track", "album", "artist", "playlist"):
             click.echo(f"  {kind}s: {c.search_index.count(kind)}")
         click.echo(f"  applied change #{applied} of #{head} ({max(head - applied, 0)} pending)")
+    finally:
+        c.close()
+
+
+@main.group()
+def recs() -> None:
+    """The recommender: train it, see its runs, measure it."""
+
+
+@recs.command("train")
+@click.option("--force", is_flag=True, help="Train even when no signal changed since the last model.")
+def recs_train(force: bool) -> None:
+    """Train now, in this process, with a progress bar (resumes an interrupted run)."""
+    import sys
+
+    from tqdm import tqdm
+
+    from tonearm import migrate as m
+    from tonearm.bootstrap import bootstrap
+
+    s = _settings()
+    m.upgrade(s.resolved_database_url)
+    c = bootstrap(s)
+    stages = ("signals", "content", "als", "ready")
+    try:
+        with tqdm(total=len(stages) - 1, desc="training", unit="stage", file=sys.stderr) as bar:
+
+            def progress(stage: str, fraction: float) -> None:
+                bar.set_postfix_str(stage)
+                bar.n = round(min(len(stages) - 1, stages.index(stage) + fraction), 2)
+                bar.refresh()
+
+            run = c.recs.train(force=force, progress=progress)
+        st = run["stats"]
+        took = " ".join(f"{k} {v:.1f} s" for k, v in st.get("seconds", {}).items())
+        what = "trained" if run["created"] else "already up to date:"
+        click.echo(
+            f"{what} model {run['id']} ({run['status']}): {st.get('users', 0)} listeners, "
+            f"{st.get('items', 0)} tracks, {st.get('plays', 0)} plays; {took}"
+        )
+    finally:
+        c.close()
+
+
+@recs.command("status")
+def recs_status() -> None:
+    """The model being served and the latest training runs."""
+    from tonearm.bootstrap import bootstrap
+
+    c = bootstrap(_settings())
+    try:
+        info = c.recs.runs(limit=5)
+        click.echo(f"serving: {info['serving'] or 'no model yet (popularity fallback)'}")
+        for r in info["runs"]:
+            click.echo(
+                f"  {r['id']}  {r['status']:<8} {r['stage']:<8} {r['progress']:.0%}  {r['created_at']}"
+            )
+    finally:
+        c.close()
+
+
+@recs.command("evaluate")
+@click.option("--test-fraction", default=0.2, show_default=True, help="Newest share of plays held out.")
+@click.option("--max-listeners", default=5000, show_default=True, help="Listeners scored (a sample).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Write a PNG chart.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def recs_evaluate(test_fraction: float, max_listeners: int, plot_path: str | None, as_json: bool) -> None:
+    """Split plays by time, train on the older part, and score top-10 lists against what each
+    listener played later: recall@10, NDCG@10, coverage and diversity, next to a popularity baseline."""
+    import sys
+    from pathlib import Path
+
+    import orjson
+    from tqdm import tqdm
+
+    from tonearm.bootstrap import bootstrap
+    from tonearm.domains.recs.evaluate import evaluate, plot
+
+    if not 0.05 <= test_fraction <= 0.5:
+        raise click.BadParameter("between 0.05 and 0.5", param_hint="--test-fraction")
+    c = bootstrap(_settings())
+    try:
+        with tqdm(total=100, desc="evaluating", unit="%", file=sys.stderr) as bar:
+
+            def progress(stage: str, fraction: float) -> None:
+                bar.set_postfix_str(stage)
+                bar.n = int(fraction * 100) if stage == "evaluate" else 0
+                bar.refresh()
+
+            try:
+                report = evaluate(
+                    c.db, test_fraction=test_fraction, max_listeners=max_listeners, progress=progress
+                )
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from exc
+        if as_json:
+            click.echo(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
+        else:
+            click.echo(
+                f"split at {report.cutoff}: trained on {report.train_plays} plays, "
+                f"{report.test_listeners} listeners with {report.test_items} new tracks played later"
+            )
+            click.echo(f"{'':14}{'recall@10':>10}{'NDCG@10':>10}{'coverage':>10}{'diversity':>10}")
+            for name, sc in (("tonearm", report.ours), ("popularity", report.popularity)):
+                click.echo(
+                    f"{name:14}{sc.recall:>10.4f}{sc.ndcg:>10.4f}{sc.coverage:>10.4f}{sc.diversity:>10.4f}"
+                )
+            lift = "inf" if report.lift == float("inf") else f"{report.lift:.2f}"
+            click.echo(f"recall lift over popularity: {lift}x")
+        if plot_path:
+            click.echo(f"plot: {plot(report, Path(plot_path))}")
     finally:
         c.close()

@@ -154,6 +154,16 @@ class Settings(BaseSettings):
     licence_days: int = Field(
         30, ge=1, description="Offline licences expire unless the device renews them online within this."
     )
+    recs_train_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How often the recommender retrains (a run stops at once when no signal has changed).",
+    )
+    recs_playlists_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="How often stale Discover Weekly / Daily Mix playlists of active listeners are remade.",
+    )
 
     @classmethod
     def settings_customise_sources(

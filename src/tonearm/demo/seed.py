@@ -22,6 +22,7 @@ from tqdm import tqdm
 from tonearm.bootstrap import Container
 from tonearm.demo.catalog import demo_catalog
 from tonearm.demo.files import write_demo_files
+from tonearm.demo.listeners import plant_listeners
 from tonearm.domains.accounts.tables import users
 from tonearm.domains.ingest.progress import import_with_progress
 from tonearm.domains.ingest.service import ReceivedFile
@@ -35,6 +36,7 @@ DEMO_USERS = (
 )
 PREMIUM_EMAIL = "premium@tonearm.local"
 AD_SECONDS = 6.0
+PLANTED_GROUPS, PLANTED_PER_GROUP = 8, 15  # see demo/listeners.py
 
 
 def seed_demo(
@@ -57,6 +59,24 @@ def seed_demo(
     click.echo(
         f"demo catalog: {report.imported} imported, {report.unchanged} already there, {report.failed} failed"
     )
+    # Listeners with planted tastes (the demo listener and premium accounts among them), so the
+    # home feed is personal and a recommender has months of listening to learn from.
+    with tqdm(
+        total=PLANTED_GROUPS * PLANTED_PER_GROUP + 2, unit="listener", desc="planting", file=sys.stderr
+    ) as bar:
+        planted = plant_listeners(
+            c,
+            groups=PLANTED_GROUPS,
+            per_group=PLANTED_PER_GROUP,
+            members={"listener@tonearm.local": 0, PREMIUM_EMAIL: 1},
+            progress=bar.update,
+        )
+    click.echo(f"demo listeners: {planted.summary()}")
+    run = c.recs.train()  # a few seconds; the server retrains hourly as listening moves on
+    took = sum(run["stats"].get("seconds", {}).values())
+    click.echo(f"recommender: model {run['id']} ({run['status']}) over {run['stats'].get('plays', 0)} plays")
+    if run["created"]:
+        click.echo(f"  trained in {took:.1f} s")
     url = c.settings.public_url
     click.echo(f"\nTonearm demo is ready at {url}")
     for email, password, _name, role in DEMO_USERS:

@@ -29,6 +29,7 @@ from tonearm.domains.library import api as library_api
 from tonearm.domains.library import playlists_api
 from tonearm.domains.player import api as player_api
 from tonearm.domains.privacy import api as privacy_api
+from tonearm.domains.recs import api as recs_api
 from tonearm.domains.search import api as search_api
 from tonearm.domains.sharing import api as sharing_api
 from tonearm.domains.streaming import api as streaming_api
@@ -139,6 +140,7 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
         player_api,
         billing_api,
         devices_api,
+        recs_api,
     )
     for module in routers:
         app.include_router(module.router)

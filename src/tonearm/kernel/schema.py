@@ -9,6 +9,7 @@ from tonearm.domains.history import tables as _history
 from tonearm.domains.ingest import tables as _ingest
 from tonearm.domains.library import tables as _library
 from tonearm.domains.player import tables as _player
+from tonearm.domains.recs import tables as _recs
 from tonearm.domains.sharing import tables as _sharing
 from tonearm.kernel import changes as _changes
 from tonearm.kernel.db import metadata
@@ -26,6 +27,7 @@ _ = (
     _ingest,
     _library,
     _player,
+    _recs,
     _sharing,
     _jobs,
 )

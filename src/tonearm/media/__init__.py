@@ -7,6 +7,7 @@ unacceptable input as MediaError with a machine-readable `code`.
 
 from ._audiohash import audio_hash
 from ._errors import ERROR_CODES, MediaError
+from ._features import AudioFeatures, audio_features
 from ._hls import HlsIndex, Segment, dash_manifest, media_playlist, package_hls
 from ._images import IMAGE_SIZES, Thumbnail, make_thumbnails
 from ._loudness import Loudness, measure_loudness
@@ -18,6 +19,7 @@ __all__ = [
     "ERROR_CODES",
     "IMAGE_SIZES",
     "LADDER",
+    "AudioFeatures",
     "AudioProbe",
     "HlsIndex",
     "Loudness",
@@ -27,6 +29,7 @@ __all__ = [
     "Segment",
     "Tags",
     "Thumbnail",
+    "audio_features",
     "audio_hash",
     "dash_manifest",
     "make_thumbnails",

@@ -259,6 +259,7 @@ def test_the_export_holds_the_users_data_and_nothing_of_anyone_else(
         "billing.json",
         "entitlements.json",
         "player_queue.json",
+        "not_interested.json",
     }
     data = {name: json.loads(body) for name, body in files.items() if name.endswith(".json")}
     assert data["profile.json"]["email"] == "ada@example.com" and "password_hash" not in data["profile.json"]

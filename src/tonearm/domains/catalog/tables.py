@@ -77,6 +77,9 @@ tracks = sa.Table(
     sa.Column("release_date", sa.String(10), nullable=True),
     sa.Column("loudness_lufs", sa.Float(), nullable=True),
     sa.Column("true_peak_dbtp", sa.Float(), nullable=True),
+    # Measured at ingest (media.audio_features): what the content model and radio read.
+    sa.Column("tempo_bpm", sa.Float(), nullable=True),
+    sa.Column("brightness_hz", sa.Float(), nullable=True),  # mean spectral centroid
     # processing: being ingested, invisible; ready: listed and playable; failed: never listed.
     sa.Column("status", sa.String(16), nullable=False, server_default="processing"),
     sa.Column("visibility", sa.String(16), nullable=False, server_default="public"),  # public|private

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -30,7 +30,7 @@ from tonearm.domains.catalog.service import CatalogService
 from tonearm.domains.catalog.tables import artists, genres, track_artists, track_genres, tracks
 from tonearm.domains.history import stats
 from tonearm.domains.history.schemas import PlayerEvent
-from tonearm.domains.history.scores import MEDIUM_WINDOW, SHORT_WINDOW, decayed
+from tonearm.domains.history.scores import MEDIUM_WINDOW, SHORT_WINDOW, score_rows
 from tonearm.domains.history.tables import listening_scores, play_events, playbacks, plays
 from tonearm.kernel.clock import Clock
 from tonearm.kernel.db import Database, UTCDateTime
@@ -72,6 +72,17 @@ class _Playback:
     started_at: dt.datetime | None = None
     counted_at: dt.datetime | None = None
     played_delta: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedPlay:
+    """A play counted elsewhere, for `HistoryService.import_plays`: when it was heard (aware
+    datetime; any age), for how long, and from where (a context URI, or None)."""
+
+    track_id: str
+    played_at: dt.datetime
+    ms_played: int
+    context_uri: str | None = None
 
 
 class SkipGate(Protocol):
@@ -330,6 +341,88 @@ class HistoryService:
         for label in set(self._played_s) | set(self._stalled_s):
             total = self._played_s[label] + self._stalled_s[label]
             REBUFFER_RATIO.labels(label).set(self._stalled_s[label] / total if total else 0.0)
+
+    # Imported listening ------------------------------------------------------------------------
+    def import_plays(self, user_id: str, rows: Iterable[ImportedPlay]) -> int:
+        """Adds plays heard elsewhere or earlier (another service's history, a data set): see
+        `import_plays_of`, for one listener. Returns how many plays were added."""
+        return self.import_plays_of({user_id: rows})
+
+    def import_plays_of(self, rows_by_user: Mapping[str, Iterable[ImportedPlay]]) -> int:
+        """Adds already-counted plays of any age (the 30-day limit on player events does not
+        apply), for many listeners, in one transaction: the `plays` rows, the listeners'
+        `listening_scores` for each track and its artists (the same sums as when the player's
+        events count a play) and the tracks' play counts. Returns how many plays were added.
+
+        Re-importing is safe: a play is known by (listener, track, played_at), and one already
+        stored, or given twice, is added once. A play counted live is stored at the moment 30 s
+        had been heard, an imported one usually at its start, so the two are not matched: leave
+        out of an import what this server has counted itself. Refuses the whole batch (BadRequest,
+        NotFound) if a track is missing, a time is in the future or a duration is negative."""
+        now = self.clock.now()
+        wanted: dict[str, list[ImportedPlay]] = {}
+        for user_id, rows in rows_by_user.items():
+            batch = list(rows)
+            for r in batch:
+                if r.played_at.tzinfo is None or r.played_at > now + MAX_SKEW:
+                    raise BadRequest(f"played_at: {r.played_at.isoformat()} is not a past time with a zone")
+                if r.ms_played < 0:
+                    raise BadRequest(f"ms_played: must not be negative, not {r.ms_played}")
+            if batch:  # in time order: what the scores add up in, and the plays' ids follow
+                wanted.setdefault(user_id, []).extend(batch)
+                wanted[user_id].sort(key=lambda r: (r.played_at, r.track_id, r.ms_played))
+        if not wanted:
+            return 0
+        track_ids = sorted({r.track_id for batch in wanted.values() for r in batch})
+        added = 0
+        with self.db.write() as conn:
+            found: set[str] = set()
+            for i in range(0, len(track_ids), 500):
+                found.update(conn.execute(_EXISTING_TRACKS, {"ids": track_ids[i : i + 500]}).scalars())
+            missing = [t for t in track_ids if t not in found]
+            if missing:
+                raise NotFound(f"track {missing[0]} not found")
+            per_track: dict[str, int] = defaultdict(int)
+            for user_id, batch in wanted.items():
+                known = {
+                    (t, at)
+                    for t, at in conn.execute(
+                        _KNOWN_PLAYS,
+                        {"u": user_id, "start": batch[0].played_at, "end": batch[-1].played_at},
+                    )
+                }
+                seen: set[tuple[str, dt.datetime]] = set()
+                fresh = []
+                for r in batch:
+                    key = (r.track_id, r.played_at.astimezone(dt.UTC))
+                    if key not in known and key not in seen:
+                        seen.add(key)
+                        fresh.append(r)
+                if not fresh:
+                    continue
+                conn.execute(
+                    sa.insert(plays),
+                    [
+                        {
+                            "user_id": user_id,
+                            "track_id": r.track_id,
+                            "played_at": r.played_at,
+                            "ms_played": r.ms_played,
+                            "context_uri": r.context_uri,
+                        }
+                        for r in fresh
+                    ],
+                )
+                _add_scores(conn, user_id, [(r.track_id, r.played_at, r.ms_played) for r in fresh])
+                for r in fresh:
+                    per_track[r.track_id] += 1
+                added += len(fresh)
+            if per_track:
+                self.catalog.add_plays(conn, dict(sorted(per_track.items())))
+        for user_id in wanted:  # after the commit, as in record()
+            self._summaries.forget(user_id)
+            self._totals.forget(user_id)
+        return added
 
     # Recently played ---------------------------------------------------------------------------
     def recently_played(
@@ -598,6 +691,12 @@ _YEAR_PLAYS = sa.select(plays.c.track_id, plays.c.played_at, plays.c.ms_played).
     plays.c.played_at < sa.bindparam("end", type_=UTCDateTime()),
 )
 _IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
+_KNOWN_PLAYS = sa.select(plays.c.track_id, plays.c.played_at).where(
+    plays.c.user_id == _U,
+    plays.c.played_at >= sa.bindparam("start", type_=UTCDateTime()),
+    plays.c.played_at <= sa.bindparam("end", type_=UTCDateTime()),
+)
+_EXISTING_TRACKS = sa.select(tracks.c.id).where(tracks.c.id.in_(_IDS))
 _TRACK_ARTIST_LINKS = sa.select(track_artists.c.track_id, track_artists.c.artist_id).where(
     track_artists.c.track_id.in_(_IDS)
 )
@@ -631,34 +730,10 @@ def _first_visible(
 def _add_scores(conn: sa.Connection, user_id: str, new_plays: list[tuple[str, dt.datetime, int]]) -> None:
     """Adds plays to the listener's scores for their tracks and the tracks' artists (see
     scores.py), one upsert per row touched, in the caller's transaction."""
-    links = conn.execute(
-        _TRACK_ARTIST_LINKS, {"ids": sorted({track_id for track_id, _, _ in new_plays})}
-    ).all()
     artists_of: dict[str, list[str]] = defaultdict(list)
-    for track_id, artist_id in links:
+    for track_id, artist_id in _links(conn, _TRACK_ARTIST_LINKS, sorted({t for t, _, _ in new_plays})):
         artists_of[track_id].append(artist_id)
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for track_id, played_at, ms_played in new_plays:
-        short, medium = decayed(played_at)
-        for kind, item_id in [("track", track_id), *(("artist", a) for a in artists_of[track_id])]:
-            row = rows.get((kind, item_id))
-            if row is None:
-                rows[(kind, item_id)] = {
-                    "user_id": user_id,
-                    "kind": kind,
-                    "item_id": item_id,
-                    "plays": 1,
-                    "ms_played": ms_played,
-                    "short": short,
-                    "medium": medium,
-                    "last_played_at": played_at,
-                }
-            else:
-                row["plays"] += 1
-                row["ms_played"] += ms_played
-                row["short"] += short
-                row["medium"] += medium
-                row["last_played_at"] = max(row["last_played_at"], played_at)
+    rows = score_rows(user_id, new_plays, artists_of)
     ls = listening_scores
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(ls)

@@ -449,7 +449,8 @@ class Importer:
             probe = media.probe(path, max_duration_s=self.ingest.max_track_seconds)
             loudness = media.measure_loudness(path)
             digest = media.audio_hash(path)
+            features = self.ingest.features_or_none(track_id, path)
             rows = self.ingest.transcode_into_blobs(track_id, path, probe, keep_original=False)
         with self.db.write() as conn:
-            self.ingest.record_renditions(conn, track_id, rows, loudness, digest)
+            self.ingest.record_renditions(conn, track_id, rows, loudness, digest, features=features)
         self.catalog.invalidate_track(track_id)

@@ -3,8 +3,11 @@
     receive (HTTP)  -> blob `uploads/<id>/original` + upload row + job, in one transaction
     ingest.analyze  -> verify by content (ffprobe), read tags, find duplicates, create artist /
                        album / track rows (track stays `processing`, invisible), cover art
-    ingest.renditions -> loudness (EBU R128), decoded-audio hash, transcode ladder, keep a lossless
-                       original; then the track turns `ready` and the upload `ready` together
+    ingest.renditions -> loudness (EBU R128), decoded-audio hash, tempo and brightness (NULL if
+                       they cannot be measured), transcode ladder, keep a lossless original;
+                       then the track turns `ready` and the upload `ready` together
+    ingest.audio_features -> the backfill: tempo and brightness of a track ingested before
+                       they were measured (`tonearm features` queues it)
 
 A stage that fails for a reason retrying cannot fix (not audio, duplicate) marks the upload
 `failed` with a precise code and message and removes the half-made track; anything else retries.
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 
 from tonearm import covers, media
 from tonearm.domains.accounts.service import Principal
@@ -54,6 +58,10 @@ from tonearm.kernel.ratelimit import RateLimiter
 from tonearm.ports.blobs import BlobStore, local_copy
 from tonearm.ports.jobs import JobQueue
 from tonearm.workers.runner import PermanentError
+
+log = structlog.get_logger("tonearm.ingest")
+
+AUDIO_FEATURES_JOB = "ingest.audio_features"
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,9 +424,10 @@ class IngestService:
                     self._fail(upload_id, "duplicate", msg, duplicate_of=dup)
                     raise PermanentError(msg)
             loudness = media.measure_loudness(path)
+            features = self.features_or_none(track_id, path)
             rows = self.transcode_into_blobs(track_id, path, probe)
         with self.db.write() as conn:
-            self.record_renditions(conn, track_id, rows, loudness, digest)
+            self.record_renditions(conn, track_id, rows, loudness, digest, features=features)
             self._set(conn, upload_id, status="ready", stage=None, blob_key=None)
         # A kept lossless original was stored under the track's own key (a hard link on local
         # disk, a copy elsewhere), so the upload's blob is always done with here.
@@ -432,10 +441,15 @@ class IngestService:
         rows: list[dict[str, Any]],
         loudness: media.Loudness,
         digest: str | None,
+        *,
+        features: media.AudioFeatures | None = None,
     ) -> None:
         """Stores rendition rows (replacing any of the same names, so a retried stage is harmless),
-        the loudness and the audio hash, and makes the track `ready`."""
+        the loudness, the audio hash and the audio features, and makes the track `ready`.
+        Without `features` the track's feature columns are left as they are (NULL for a new track;
+        `queue_audio_features` fills them later)."""
         now = self.clock.now()
+        measured = {} if features is None else _feature_values(features)
         names = [r["name"] for r in rows]
         conn.execute(
             sa.delete(renditions).where(renditions.c.track_id == track_id, renditions.c.name.in_(names))
@@ -450,9 +464,56 @@ class IngestService:
                 audio_hash=digest,
                 status="ready",
                 updated_at=now,
+                **measured,
             )
         )
         self.catalog.tracks_changed(conn, [track_id])
+
+    def features_or_none(self, track_id: str, path: Path) -> media.AudioFeatures | None:
+        # Features only feed recommendations: a file that plays must not fail ingest over them.
+        try:
+            return media.audio_features(path)
+        except Exception:  # a MediaError, or anything numpy might raise on odd input
+            log.warning("audio features failed; stored as NULL", track_id=track_id, exc_info=True)
+            return None
+
+    def measure_audio_features(self, track_id: str) -> None:
+        """The `ingest.audio_features` job: (re)measures a ready track's tempo and brightness from
+        its kept lossless original, or its best rendition when the upload was lossy."""
+        with self.db.read() as conn:
+            source = conn.execute(
+                sa.select(renditions.c.blob_key)
+                .join(tracks, tracks.c.id == renditions.c.track_id)
+                .where(renditions.c.track_id == track_id, tracks.c.status == "ready")
+                .order_by(renditions.c.is_original.desc(), renditions.c.bitrate_kbps.desc())
+                .limit(1)
+            ).scalar()
+        if source is None:
+            return  # deleted, failed, or still being ingested (its renditions step measures it)
+        with self.local_copy(source) as path:
+            try:
+                features = media.audio_features(path)
+            except media.MediaError as exc:
+                if exc.code == "timeout":
+                    raise  # a busy machine: worth another attempt
+                raise PermanentError(str(exc)) from exc
+        with self.db.write() as conn:
+            conn.execute(sa.update(tracks).where(tracks.c.id == track_id).values(**_feature_values(features)))
+        # No tracks_changed(): nothing searchable changed, and a backfill must not reindex the catalog.
+        self.catalog.invalidate_track(track_id)
+
+    def queue_audio_features(self, *, missing_only: bool = True) -> int:
+        """Queues one `ingest.audio_features` job per ready track (only those never measured, by
+        default), in one transaction; returns how many were queued."""
+        with self.db.write() as conn:
+            q = sa.select(tracks.c.id).where(tracks.c.status == "ready").order_by(tracks.c.id)
+            if missing_only:
+                # brightness is NULL only if never measured (tempo is legitimately NULL without a beat).
+                q = q.where(tracks.c.brightness_hz.is_(None))
+            track_ids = list(conn.execute(q).scalars())
+            if track_ids:
+                self.jobs.enqueue_many(conn, AUDIO_FEATURES_JOB, [{"track_id": t} for t in track_ids])
+        return len(track_ids)
 
     def transcode_into_blobs(
         self, track_id: str, path: Path, probe: media.AudioProbe, *, keep_original: bool = True
@@ -519,6 +580,10 @@ class IngestService:
             "hls_blob_key": None,
             "hls_index": None,
         }
+
+
+def _feature_values(features: media.AudioFeatures) -> dict[str, float | None]:
+    return {"tempo_bpm": features.tempo_bpm, "brightness_hz": features.brightness_hz}
 
 
 CONTENT_TYPES = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tonearm.domains.ingest.service import AUDIO_FEATURES_JOB
 from tonearm.workers.runner import TaskRegistry
 
 if TYPE_CHECKING:
@@ -22,3 +23,7 @@ def register(registry: TaskRegistry) -> None:
     @registry.task("ingest.track_renditions")
     def track_renditions(c: Container, payload: dict[str, Any]) -> None:
         c.importer.make_track_renditions(payload["track_id"])
+
+    @registry.task(AUDIO_FEATURES_JOB)
+    def audio_features(c: Container, payload: dict[str, Any]) -> None:
+        c.ingest.measure_audio_features(payload["track_id"])

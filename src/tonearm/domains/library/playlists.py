@@ -358,10 +358,10 @@ class PlaylistService:
             )
         return items
 
-    def simplified_json(self, ids: Sequence[str]) -> list[bytes | None]:
+    def simplified_json(self, ids: Sequence[str], owner_id: str | None = None) -> list[bytes | None]:
         """Simplified playlist objects (JSON) of these ids, in their order, in three queries
         (rows, lengths, covers), for search results: None where a playlist is gone or not public
-        (search finds public playlists only, whoever asks)."""
+        (search finds public playlists only, whoever asks) unless `owner_id` owns it."""
         unique = list(dict.fromkeys(ids))
         if not unique:
             return []
@@ -379,7 +379,10 @@ class PlaylistService:
                     users.c.display_name.label("owner_name"),
                 )
                 .join(users, users.c.id == P.c.owner_id)
-                .where(P.c.id.in_(unique), P.c.public == sa.true())
+                .where(
+                    P.c.id.in_(unique),
+                    sa.or_(P.c.public == sa.true(), P.c.owner_id == owner_id) if owner_id else P.c.public,
+                )
             ).all()
             counts: dict[str, int] = {}
             if rows:

@@ -14,7 +14,7 @@ inserted or deleted (RETURNING), so two devices following at once count once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -102,6 +102,16 @@ class LibraryService:
         self.db = db
         self.catalog = catalog
         self.clock = clock
+        self._listeners: list[Callable[[str], None]] = []
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Calls `listener(user_id)` after a like, save or follow of theirs changes (the
+        recommender reads their signals again)."""
+        self._listeners.append(listener)
+
+    def _changed(self, user_id: str) -> None:
+        for listener in self._listeners:
+            listener(user_id)
 
     def save(self, user_id: str, kind: Kind, ids: list[str]) -> None:
         """Likes tracks or saves albums; saving again keeps the first `added_at`."""
@@ -118,11 +128,13 @@ class LibraryService:
             _insert_new(
                 conn, shelf.table, [{"user_id": user_id, shelf.key.name: i, "added_at": now} for i in ids]
             )
+        self._changed(user_id)
 
     def remove(self, user_id: str, kind: Kind, ids: list[str]) -> None:
         shelf = _SHELVES[kind]
         with self.db.write() as conn:
             conn.execute(sa.delete(shelf.table).where(shelf.table.c.user_id == user_id, shelf.key.in_(ids)))
+        self._changed(user_id)
 
     def contains(self, user_id: str, kind: Kind, ids: list[str]) -> list[bool]:
         """One answer per id asked, in order."""
@@ -192,6 +204,7 @@ class LibraryService:
                 .all()
             )
             self._count_followers(conn, list(added), +1)
+        self._changed(user_id)
 
     def unfollow(self, user_id: str, ids: list[str]) -> None:
         with self.db.write() as conn:
@@ -205,6 +218,7 @@ class LibraryService:
                 .all()
             )
             self._count_followers(conn, list(gone), -1)
+        self._changed(user_id)
 
     def _count_followers(self, conn: sa.Connection, ids: list[str], delta: int) -> None:
         if not ids:

@@ -15,8 +15,12 @@ playlists = sa.Table(
     sa.Column("collaborative", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("version", sa.Integer(), nullable=False, server_default="1"),  # -> snapshot_id
     sa.Column("image_id", sa.String(22), sa.ForeignKey("images.id", ondelete="SET NULL"), nullable=True),
+    # Set on playlists the recommender writes for their owner (discover_weekly, daily_mix_1..):
+    # regenerated on schedule, found again by (owner, generator).
+    sa.Column("generator", sa.String(32), nullable=True),
     created_at(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_playlists_generated", "owner_id", "generator"),
 )
 
 playlist_entries = sa.Table(

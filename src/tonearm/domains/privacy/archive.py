@@ -39,6 +39,7 @@ from tonearm.domains.library.tables import (
     track_likes,
 )
 from tonearm.domains.player.tables import player_queues
+from tonearm.domains.recs.tables import rec_hidden
 from tonearm.domains.sharing.tables import share_links
 from tonearm.kernel.ids import uri
 
@@ -73,6 +74,7 @@ COVERAGE: dict[str, str | None] = {
     "ad_impressions": "entitlements.json",
     "ad_state": "entitlements.json",
     "player_queues": "player_queue.json",
+    "rec_hidden": "not_interested.json",
     "data_exports": None,  # the exports themselves: a copy of a copy
 }
 
@@ -95,6 +97,7 @@ FILES = {
     "billing.json": "subscriptions, payments and invoices (no payment details), family invitations",
     "entitlements.json": "decisions about what your plan allowed and why, your skips, the ads you heard",
     "player_queue.json": "your play queue as the server keeps it",
+    "not_interested.json": "tracks you asked never to be recommended",
 }
 
 README = """Your Tonearm data
@@ -377,6 +380,12 @@ def write_archive(
     out.value("entitlements.json", _entitlements(conn, user_id))
     queue = conn.execute(sa.select(player_queues).where(player_queues.c.user_id == user_id)).first()
     out.value("player_queue.json", _row(queue, drop=("user_id",)) if queue is not None else None)
+    hidden = conn.execute(
+        sa.select(rec_hidden).where(rec_hidden.c.user_id == user_id).order_by(rec_hidden.c.hidden_at)
+    ).all()
+    out.value(
+        "not_interested.json", [{"track": names.track(r.track_id), "hidden_at": r.hidden_at} for r in hidden]
+    )
     files = "\n".join(f"{name:<30} ({out.counts[name]:>6})  {what}" for name, what in FILES.items())
     out.text(
         "README.txt",

@@ -1,0 +1,1 @@
+"""Recommendations: signals -> models (collaborative, content, popularity) -> surfaces."""
