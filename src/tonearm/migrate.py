@@ -24,10 +24,19 @@ def alembic_config(url: str) -> Config:
 def _run(url: str, action: Callable[[Config, str], None], revision: str) -> None:
     engine = make_engine(url)
     try:
-        with engine.begin() as conn:
-            cfg = alembic_config(url)
-            cfg.attributes["connection"] = conn
-            action(cfg, revision)
+        with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                # Batch mode changes a column by rebuilding the table (copy, DROP, rename): with
+                # foreign keys on, the DROP would cascade-delete every row that points at it (all
+                # plays, likes, ... of `tracks`). SQLite reads this pragma outside transactions only.
+                # Straight on the driver's connection: SQLAlchemy would BEGIN first (see kernel.db).
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                raw.execute("PRAGMA foreign_keys=OFF")
+            with conn.begin():
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = conn
+                action(cfg, revision)
     finally:
         engine.dispose()
 

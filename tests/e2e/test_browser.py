@@ -104,7 +104,13 @@ def test_log_in_browse_covers_and_play(demo_server: str) -> None:
             "[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth === 300)"
         )
         assert "Chromium Nights" in page.inner_text(".grid")
-        page.click(".card >> nth=0")
+        # The home feed: a free listener with no history gets popularity shelves, told why.
+        assert page.inner_text(".shelf[data-shelf=popular] h2") == "Popular right now"
+        assert page.locator(".shelf[data-shelf=popular] .card").count() == 3
+        assert "Premium" in page.inner_text(".notice")
+        page.click(".shelf[data-shelf=popular] .card >> nth=0")
+        page.wait_for_function("document.querySelector('#np-title').textContent.startsWith('Browser Song')")
+        page.click(".grid .card >> nth=0")
         page.wait_for_selector("tr.track")
         assert page.locator("tr.track").count() == 3
         page.click("tr.track >> nth=0")

@@ -615,7 +615,7 @@ class RecsService:
                 conn.execute(
                     sa.select(playlists.c.id)
                     .where(playlists.c.owner_id == user_id, playlists.c.generator.is_not(None))
-                    .order_by(playlists.c.generator)
+                    .order_by(playlists.c.generator != "discover_weekly", playlists.c.generator)
                 ).scalars()
             )
         return [

@@ -50,10 +50,39 @@ async function renderNav() {
 }
 
 async function home() {
-  const data = await api("/v1/browse/new-releases?limit=50");
-  view.innerHTML = `<h1>Albums</h1><p class="muted">${data.albums.total} albums</p><div class="grid">${data.albums.items.map((a) => `
+  const [feed, data] = await Promise.all([
+    state.me ? api("/v1/me/home").catch(() => null) : null,
+    api("/v1/browse/new-releases?limit=50"),
+  ]);
+  view.innerHTML = (feed ? shelvesHtml(feed) : "") + `<h1>Albums</h1><p class="muted">${data.albums.total} albums</p><div class="grid">${data.albums.items.map((a) => `
     <a class="card" href="#/album/${a.id}"><img loading="lazy" src="${esc(img(a.images, 300))}" alt="">
     <div class="t">${esc(a.name)}</div><div class="s">${esc(a.artists.map((x) => x.name).join(", "))} · ${esc(a.release_date.slice(0, 4))}</div></a>`).join("")}</div>`;
+  view.querySelectorAll("[data-play]").forEach((el) => el.addEventListener("click", (e) => { e.preventDefault(); play(el.dataset.play); }));
+  view.querySelectorAll("[data-playlist]").forEach((el) => el.addEventListener("click", async (e) => {
+    e.preventDefault();
+    const first = await api(`/v1/playlists/${encodeURIComponent(el.dataset.playlist)}/tracks?limit=1`);
+    if (first.items[0]?.track) play(first.items[0].track.id);
+  }));
+}
+
+// The home feed's shelves (/v1/me/home): rows of cards; a track card plays, a playlist card plays
+// its first track, albums and artists open their pages.
+function shelvesHtml(feed) {
+  const notice = feed.notice ? `<p class="muted notice">${esc(feed.notice)}</p>` : "";
+  return notice + feed.shelves.map((s) => `<section class="shelf" data-shelf="${esc(s.id)}" aria-label="${esc(s.title)}">
+    <h2>${esc(s.title)}</h2><div class="row">${s.items.map(shelfCard).join("")}</div></section>`).join("");
+}
+function shelfCard(x) {
+  const names = (xs) => esc((xs || []).map((a) => a.name).join(", "));
+  if (x.type === "track") return `<a class="card" href="#/album/${esc(x.album?.id)}" data-play="${esc(x.id)}" aria-label="Play ${esc(x.name)}">
+    <img src="${esc(img(x.album?.images, 300))}" alt=""><div class="t">${esc(x.name)}</div><div class="s">${names(x.artists)}</div></a>`;
+  if (x.type === "album") return `<a class="card" href="#/album/${esc(x.id)}"><img src="${esc(img(x.images, 300))}" alt="">
+    <div class="t">${esc(x.name)}</div><div class="s">${names(x.artists)}</div></a>`;
+  if (x.type === "artist") return `<a class="card" href="#/artist/${esc(x.id)}"><img class="round" src="${esc(img(x.images, 300))}" alt="">
+    <div class="t">${esc(x.name)}</div><div class="s">Artist</div></a>`;
+  if (x.type === "playlist") return `<a class="card" href="#" data-playlist="${esc(x.id)}" aria-label="Play ${esc(x.name)}">
+    <img src="${esc(img(x.images, 300))}" alt=""><div class="t">${esc(x.name)}</div><div class="s">${esc(x.description || "Playlist")}</div></a>`;
+  return "";
 }
 
 async function album(id) {
