@@ -351,3 +351,56 @@ def test_evaluation_beats_popularity_on_planted_tastes(container: Container, wor
     assert report.ours.coverage > report.popularity.coverage
     png = plot(report, tmp_path / "eval.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _tempo(c: Container) -> dict[str, float]:
+    with c.db.read() as conn:
+        return {r.id: r.tempo_bpm for r in conn.execute(sa.select(tracks.c.id, tracks.c.tempo_bpm))}
+
+
+@pytest.mark.parametrize("trained", [True, False])
+def test_tunable_tempo_filters_and_steers(
+    container: Container, client: TestClient, world: World, trained: bool
+) -> None:
+    me = listener(client)
+    if trained:
+        container.recs.train()
+    tempo = _tempo(container)
+    r = client.get(
+        "/v1/recommendations?seed_genres=jazz&min_tempo=100&max_tempo=120&limit=20", headers=me["headers"]
+    )
+    assert r.status_code == 200, r.text
+    got = [t["id"] for t in r.json()["tracks"]]
+    assert got and all(100 <= tempo[t] <= 120 for t in got)
+    if trained:
+        seed = r.json()["seeds"][0]
+        assert 0 < seed["afterFilteringSize"] < seed["initialPoolSize"]
+        r = client.get("/v1/recommendations?seed_genres=folk&target_tempo=140&limit=5", headers=me["headers"])
+        assert [tempo[t["id"]] for t in r.json()["tracks"]].count(140.0) >= 4
+    assert "X-Tonearm-Ignored" not in r.headers
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("min_tempo=abc", "must be a number"),
+        ("min_tempo=130&max_tempo=100", "is above"),
+        ("min_tempo=500", "between"),
+        ("max_loudness=nan", "between"),
+        ("min_tempo=100&min_tempo=110", "twice"),
+        ("target_wobble=3", "unknown attribute"),
+    ],
+)
+def test_bad_tunables_are_clear_400s(client: TestClient, world: World, query: str, message: str) -> None:
+    me = listener(client)
+    r = client.get(f"/v1/recommendations?seed_genres=jazz&{query}", headers=me["headers"])
+    assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
+
+
+def test_attributes_tonearm_does_not_measure_are_named_as_ignored(client: TestClient, world: World) -> None:
+    me = listener(client)
+    r = client.get(
+        "/v1/recommendations?seed_genres=jazz&target_energy=0.8&min_valence=0.2", headers=me["headers"]
+    )
+    assert r.status_code == 200 and len(r.json()["tracks"]) == 20
+    assert r.headers["X-Tonearm-Ignored"] == "min_valence,target_energy"

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tonearm.bootstrap import Container
 from tonearm.domains.accounts.service import Principal
 from tonearm.domains.entitlements.api import admin
 from tonearm.domains.entitlements.refusals import Refused
+from tonearm.domains.recs import tunables
 from tonearm.domains.recs.service import parse_seeds
 from tonearm.http.auth import container, current_user
 
@@ -24,6 +25,7 @@ def _json(value: object) -> Response:
 
 @router.get("/v1/recommendations", summary="Tracks like the seeds (Spotify's shape)")
 def recommendations(
+    request: Request,
     seed_tracks: str | None = Query(None, description="Comma-separated track ids"),
     seed_artists: str | None = Query(None, description="Comma-separated artist ids"),
     seed_genres: str | None = Query(
@@ -33,12 +35,18 @@ def recommendations(
     user: Principal = Depends(current_user),
     c: Container = Depends(container),
 ) -> Response:
-    """One to five seeds in all. Tracks similar in who listens to them (collaborative filtering)
+    """One to five seeds in all. Tunable attributes: `min_`, `max_` and `target_` of `tempo`,
+    `loudness` and `duration_ms` (Spotify's other attributes are not measured: they are ignored and
+    named in the `X-Tonearm-Ignored` header). Tracks similar in who listens to them (collaborative filtering)
     and in what they are (genres, artists, words, tempo and sound); for listeners whose plan
     includes personal recommendations, their own taste is blended in. Seeds, what the listener
     skipped, hid or just played are left out; no more than one track in five by the same artist."""
     seeds = parse_seeds(seed_tracks, seed_artists, seed_genres)
-    return _json(c.recs.recommendations(user.user_id, seeds, limit=limit))
+    tuned, ignored = tunables.parse(request.query_params.multi_items())
+    response = _json(c.recs.recommendations(user.user_id, seeds, limit=limit, tunables=tuned))
+    if ignored:
+        response.headers["X-Tonearm-Ignored"] = ",".join(ignored)
+    return response
 
 
 @router.get("/v1/radio", summary="An endless station from one seed, page by page")

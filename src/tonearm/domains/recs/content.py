@@ -42,6 +42,7 @@ class Catalog:
     item_genres: sp.csr_matrix
     documents: list[str]
     audio: npt.NDArray[np.float64]  # n x 3 (tempo, loudness, brightness), NaN where unmeasured
+    durations: npt.NDArray[np.float64] | None = None  # ms
 
 
 def load_catalog(conn: sa.Connection) -> Catalog:
@@ -52,6 +53,7 @@ def load_catalog(conn: sa.Connection) -> Catalog:
             tracks.c.description,
             tracks.c.album_id,
             tracks.c.tempo_bpm,
+            tracks.c.duration_ms,
             tracks.c.loudness_lufs,
             tracks.c.brightness_hz,
         )
@@ -119,6 +121,7 @@ def load_catalog(conn: sa.Connection) -> Catalog:
         item_genres,
         documents,
         audio,
+        np.array([float(r.duration_ms) for r in rows], dtype=np.float64),
     )
 
 

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
+ATTRIBUTES = ("tempo", "loudness", "duration_ms")  # the columns of RecModel.attributes
 
 
 @dataclass
@@ -52,6 +53,9 @@ class RecModel:
     content: F32  # n x d, rows of unit length (or zero)
     popularity: F32  # n, 0..1
     regularization: float = 0.05
+    # n x 3: tempo (BPM), loudness (LUFS), duration (ms); NaN where unmeasured. Spotify's tunable
+    # attributes (min_/max_/target_tempo, ...) filter and steer by them.
+    attributes: F32 | None = None
     index: dict[str, int] = field(init=False, repr=False)
     artist_index: dict[str, int] = field(init=False, repr=False)
     genre_index: dict[str, int] = field(init=False, repr=False)
@@ -66,6 +70,11 @@ class RecModel:
         self.index = {t: i for i, t in enumerate(self.item_ids)}
         self.artist_index = {a: i for i, a in enumerate(self.artist_ids)}
         self.genre_index = {g: i for i, g in enumerate(self.genre_slugs)}
+        shape = (len(self.item_ids), len(ATTRIBUTES))
+        attrs = self.attributes
+        self.attrs: F32 = (
+            attrs if attrs is not None and attrs.shape == shape else np.full(shape, np.nan, np.float32)
+        )
         self._has_cf = bool(self.item_factors.size) and bool(np.any(self.item_factors))
         y = self.item_factors.astype(np.float64)
         self._yty = y.T @ y
@@ -191,6 +200,7 @@ class RecModel:
             content=self.content,
             popularity=self.popularity,
             regularization=np.array(self.regularization),
+            attributes=self.attrs,
         )
         return buf.getvalue()
 
@@ -212,6 +222,7 @@ class RecModel:
                 content=z["content"].astype(np.float32),
                 popularity=z["popularity"].astype(np.float32),
                 regularization=float(z["regularization"]),
+                attributes=z["attributes"].astype(np.float32) if "attributes" in z else None,
             )
 
 

@@ -37,6 +37,7 @@ from tonearm.domains.library.playlists import PlaylistService
 from tonearm.domains.library.service import LibraryService
 from tonearm.domains.library.tables import playlists
 from tonearm.domains.recs import model as m
+from tonearm.domains.recs import tunables as tun
 from tonearm.domains.recs.model import RecModel
 from tonearm.domains.recs.signals import UserSignals, user_signals
 from tonearm.domains.recs.tables import rec_hidden, rec_models
@@ -233,12 +234,18 @@ class RecsService:
         return self._ranked_ids(model, _diverse(model, ranked, limit + offset))[offset:]
 
     def _popular_ids(
-        self, viewer_id: str, *, limit: int, exclude: set[str], genre: int | None = None
+        self,
+        viewer_id: str,
+        *,
+        limit: int,
+        exclude: set[str],
+        genre: int | None = None,
+        where: Sequence[sa.ColumnElement[bool]] = (),
     ) -> list[str]:
         """Most played tracks (all time), from SQL: what serves before any model is trained."""
         q = (
             sa.select(tracks.c.id)
-            .where(tracks.c.status == "ready", tracks.c.visibility == "public")
+            .where(tracks.c.status == "ready", tracks.c.visibility == "public", *where)
             .order_by(tracks.c.play_count.desc(), tracks.c.id)
             .limit(limit + len(exclude))
         )
@@ -250,7 +257,9 @@ class RecsService:
             return [t for t in conn.execute(q).scalars() if t not in exclude][:limit]
 
     # Seeded recommendations (Spotify's shape) ----------------------------------------------------
-    def recommendations(self, viewer_id: str, seeds: Seeds, *, limit: int) -> Obj:
+    def recommendations(
+        self, viewer_id: str, seeds: Seeds, *, limit: int, tunables: Sequence[tun.Tunable] = ()
+    ) -> Obj:
         if not 1 <= limit <= MAX_LIMIT:
             raise BadRequest(f"limit: must be between 1 and {MAX_LIMIT}")
         resolved = self._resolve_seeds(viewer_id, seeds)
@@ -259,10 +268,22 @@ class RecsService:
         seed_track_ids = set(seeds.tracks)
         if model is None:
             ids = self._popular_seeded(
-                viewer_id, resolved, limit=limit * 2, exclude=s.disliked | seed_track_ids
+                viewer_id,
+                resolved,
+                limit=limit * 2,
+                exclude=s.disliked | seed_track_ids,
+                where=tun.sql_filter(tunables),
             )
         else:
             scores = self._seed_scores(model, resolved)
+            mask = tun.allowed(model.attrs, tunables)
+            penalty = tun.penalty(model.attrs, tunables)
+            if penalty is not None:
+                scores = scores - penalty
+            if mask is not None:
+                scores = np.where(mask, scores, -np.inf).astype(np.float32)
+                for seed in resolved:
+                    seed.filtered = min(seed.pool, int(np.count_nonzero(mask & (seed.scores > 0))))
             exclude = self._exclusions(model, s, known=False, recent=True)
             exclude |= {model.index[t] for t in seed_track_ids if t in model.index}
             if self.personalised(viewer_id) and s.weights:
@@ -341,24 +362,37 @@ class RecsService:
                 members = np.maximum(members, model.genre_members(j))
             score += (1.5 if seed.type == "GENRE" else 0.5) * members
         seed.pool = int(np.count_nonzero(score > 0)) if (items or genre_cols) else 0
+        seed.filtered = seed.pool
+        seed.scores = score
         return score
 
     def _popular_seeded(
-        self, viewer_id: str, resolved: Sequence[_Seed], *, limit: int, exclude: set[str]
+        self,
+        viewer_id: str,
+        resolved: Sequence[_Seed],
+        *,
+        limit: int,
+        exclude: set[str],
+        where: Sequence[sa.ColumnElement[bool]] = (),
     ) -> list[str]:
         out: list[str] = []
         for seed in resolved:
             for gid in seed.genre_ids or [None]:  # type: ignore[list-item]
-                out.extend(self._popular_ids(viewer_id, limit=limit, exclude=exclude | set(out), genre=gid))
+                out.extend(
+                    self._popular_ids(
+                        viewer_id, limit=limit, exclude=exclude | set(out), genre=gid, where=where
+                    )
+                )
         return out[: limit * 2]
 
     def _seed_obj(self, seed: _Seed, model: RecModel | None) -> Obj:
         kind = seed.type.lower()
         href = None if seed.type == "GENRE" else f"{self.public_url}/v1/{kind}s/{seed.id}"
         pool = seed.pool if model is not None else 0
+        filtered = seed.filtered if model is not None else 0
         return {
-            "afterFilteringSize": pool,
-            "afterRelinkingSize": pool,
+            "afterFilteringSize": filtered,
+            "afterRelinkingSize": filtered,
             "href": href,
             "id": seed.id,
             "initialPoolSize": pool,
@@ -876,6 +910,8 @@ class _Seed:
     artists: list[str] | None = None
     genre_ids: list[int] | None = None
     pool: int = 0
+    filtered: int = 0
+    scores: Any = None  # this seed's own scores (numpy), for the pool sizes after filtering
 
     def __post_init__(self) -> None:
         self.artists = self.artists or []

@@ -114,6 +114,15 @@ def assemble(
         genre_names=catalog.genre_names,
         item_genres=catalog.item_genres,
         item_factors=factors,
+        attributes=np.column_stack(
+            [
+                catalog.audio[:, 0],
+                catalog.audio[:, 1],
+                catalog.durations
+                if catalog.durations is not None
+                else np.full(len(catalog.item_ids), np.nan),
+            ]
+        ).astype(np.float32),
         content=content,
         popularity=popularity(conf),
         regularization=params.regularization,
@@ -334,6 +343,7 @@ def _catalog_bytes(c: Catalog) -> bytes:
         g_shape=np.array(g.shape),
         documents=np.frombuffer(orjson.dumps(c.documents), dtype=np.uint8),
         audio=c.audio,
+        durations=c.durations if c.durations is not None else np.zeros(0),
     )
     return buf.getvalue()
 
@@ -351,4 +361,5 @@ def _catalog_from(data: bytes) -> Catalog:
             ),
             documents=orjson.loads(z["documents"].tobytes()),
             audio=z["audio"],
+            durations=z["durations"] if "durations" in z and len(z["durations"]) else None,
         )
