@@ -20,6 +20,7 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -183,19 +184,10 @@ class RecModel:
     # Persistence --------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        g = self.item_genres.tocsr()
         np.savez(
             buf,
             version=np.array(self.version),
-            item_ids=np.array(self.item_ids, dtype="U22"),
-            item_artist=self.item_artist,
-            artist_ids=np.array(self.artist_ids, dtype="U22"),
-            genre_slugs=np.array(self.genre_slugs, dtype=str),
-            genre_names=np.array(self.genre_names, dtype=str),
-            g_data=g.data,
-            g_indices=g.indices,
-            g_indptr=g.indptr,
-            g_shape=np.array(g.shape),
+            **pack_items(self),
             item_factors=self.item_factors,
             content=self.content,
             popularity=self.popularity,
@@ -207,23 +199,56 @@ class RecModel:
     @classmethod
     def from_bytes(cls, data: bytes) -> RecModel:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            genres = sp.csr_matrix(
-                (z["g_data"], z["g_indices"], z["g_indptr"]), shape=tuple(int(x) for x in z["g_shape"])
-            )
             return cls(
                 version=str(z["version"]),
-                item_ids=[str(x) for x in z["item_ids"]],
-                item_artist=z["item_artist"].astype(np.int32),
-                artist_ids=[str(x) for x in z["artist_ids"]],
-                genre_slugs=[str(x) for x in z["genre_slugs"]],
-                genre_names=[str(x) for x in z["genre_names"]],
-                item_genres=genres,
+                **unpack_items(z),
                 item_factors=z["item_factors"].astype(np.float32),
                 content=z["content"].astype(np.float32),
                 popularity=z["popularity"].astype(np.float32),
                 regularization=float(z["regularization"]),
                 attributes=z["attributes"].astype(np.float32) if "attributes" in z else None,
             )
+
+
+class ItemTable(Protocol):
+    """What a model and the trainer's catalog checkpoint both hold about the items."""
+
+    item_ids: list[str]
+    item_artist: I32
+    artist_ids: list[str]
+    genre_slugs: list[str]
+    genre_names: list[str]
+    item_genres: sp.csr_matrix
+
+
+def pack_items(t: ItemTable) -> dict[str, Any]:
+    """An ItemTable as arrays for np.savez (no pickles: blobs are loaded with allow_pickle=False)."""
+    g = t.item_genres.tocsr()
+    return {
+        "item_ids": np.array(t.item_ids, dtype="U22"),
+        "item_artist": t.item_artist,
+        "artist_ids": np.array(t.artist_ids, dtype="U22"),
+        "genre_slugs": np.array(t.genre_slugs, dtype=str),
+        "genre_names": np.array(t.genre_names, dtype=str),
+        "g_data": g.data,
+        "g_indices": g.indices,
+        "g_indptr": g.indptr,
+        "g_shape": np.array(g.shape),
+    }
+
+
+def unpack_items(z: Mapping[str, npt.NDArray[Any]]) -> dict[str, Any]:
+    """The ItemTable fields back from `pack_items`' arrays."""
+    return {
+        "item_ids": [str(x) for x in z["item_ids"]],
+        "item_artist": z["item_artist"].astype(np.int32),
+        "artist_ids": [str(x) for x in z["artist_ids"]],
+        "genre_slugs": [str(x) for x in z["genre_slugs"]],
+        "genre_names": [str(x) for x in z["genre_names"]],
+        "item_genres": sp.csr_matrix(
+            (z["g_data"], z["g_indices"], z["g_indptr"]), shape=tuple(int(x) for x in z["g_shape"])
+        ),
+    }
 
 
 def _standardise(x: F32) -> F32:

@@ -28,7 +28,7 @@ from tonearm.domains.catalog.tables import tracks
 from tonearm.domains.history.tables import playbacks, plays
 from tonearm.domains.library.tables import album_saves, playlist_entries, track_likes
 from tonearm.domains.recs.content import Catalog, content_vectors, load_catalog
-from tonearm.domains.recs.model import RecModel
+from tonearm.domains.recs.model import RecModel, pack_items, unpack_items
 from tonearm.domains.recs.signals import Matrix, load_matrix
 from tonearm.domains.recs.tables import rec_hidden, rec_models
 from tonearm.kernel.clock import Clock
@@ -329,18 +329,9 @@ def _matrix_from(data: bytes) -> sp.csr_matrix:
 
 def _catalog_bytes(c: Catalog) -> bytes:
     buf = io.BytesIO()
-    g = c.item_genres.tocsr()
     np.savez(
         buf,
-        item_ids=np.array(c.item_ids, dtype="U22"),
-        item_artist=c.item_artist,
-        artist_ids=np.array(c.artist_ids, dtype="U22"),
-        genre_slugs=np.array(c.genre_slugs, dtype=str),
-        genre_names=np.array(c.genre_names, dtype=str),
-        g_data=g.data,
-        g_indices=g.indices,
-        g_indptr=g.indptr,
-        g_shape=np.array(g.shape),
+        **pack_items(c),
         documents=np.frombuffer(orjson.dumps(c.documents), dtype=np.uint8),
         audio=c.audio,
         durations=c.durations if c.durations is not None else np.zeros(0),
@@ -351,14 +342,7 @@ def _catalog_bytes(c: Catalog) -> bytes:
 def _catalog_from(data: bytes) -> Catalog:
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         return Catalog(
-            item_ids=[str(x) for x in z["item_ids"]],
-            item_artist=z["item_artist"].astype(np.int32),
-            artist_ids=[str(x) for x in z["artist_ids"]],
-            genre_slugs=[str(x) for x in z["genre_slugs"]],
-            genre_names=[str(x) for x in z["genre_names"]],
-            item_genres=sp.csr_matrix(
-                (z["g_data"], z["g_indices"], z["g_indptr"]), shape=tuple(int(x) for x in z["g_shape"])
-            ),
+            **unpack_items(z),
             documents=orjson.loads(z["documents"].tobytes()),
             audio=z["audio"],
             durations=z["durations"] if "durations" in z and len(z["durations"]) else None,
