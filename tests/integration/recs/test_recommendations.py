@@ -404,3 +404,20 @@ def test_attributes_tonearm_does_not_measure_are_named_as_ignored(client: TestCl
     )
     assert r.status_code == 200 and len(r.json()["tracks"]) == 20
     assert r.headers["X-Tonearm-Ignored"] == "min_valence,target_energy"
+
+
+def test_follows_alone_give_a_new_listener_a_taste(
+    container: Container, client: TestClient, world: World
+) -> None:
+    me = listener(client)
+    make_premium(container, me["user_id"])
+    container.recs.train()
+    metal_artists = sorted({world.artist_of[t] for t in world.tracks_by_genre["Metal"]})[:2]
+    r = client.put(f"/v1/me/following?type=artist&ids={','.join(metal_artists)}", headers=me["headers"])
+    assert r.status_code == 204, r.text
+    home = client.get("/v1/me/home", headers=me["headers"]).json()
+    assert home["personalised"] is True
+    shelves = {s["id"]: s for s in home["shelves"]}
+    picks = _genres(world, shelves["recommended"], "items")
+    assert Counter(picks)["Metal"] >= 0.5 * len(picks), picks
+    assert "made-for-you" in shelves  # a Discover Weekly from follows alone

@@ -39,7 +39,7 @@ from tonearm.domains.library.tables import playlists
 from tonearm.domains.recs import model as m
 from tonearm.domains.recs import tunables as tun
 from tonearm.domains.recs.model import RecModel
-from tonearm.domains.recs.signals import UserSignals, user_signals
+from tonearm.domains.recs.signals import FOLLOW, UserSignals, confidence, user_signals
 from tonearm.domains.recs.tables import rec_hidden, rec_models
 from tonearm.domains.recs.trainer import Trainer
 from tonearm.kernel.clock import Clock
@@ -63,6 +63,8 @@ DISCOVER_SIZE = 30
 MIX_SIZE = 50
 MAX_MIXES = 4
 SHELF_SIZE = 12
+FOLLOWS_USED = 20  # the newest follows that count as taste
+FOLLOW_TRACKS = 10  # ... through each artist's most popular tracks
 PERSONAL_POOL = 2000  # seeded lists: how many of the seeds' best the listener's taste re-ranks
 RADIO_DEPTH = 1000  # how far a radio station goes before it has played the catalog's best matches
 PERSONAL = "personalised"
@@ -187,6 +189,21 @@ class RecsService:
         with self._signals_lock:
             self._signals.pop(user_id, None)
 
+    def _confidences(self, model: RecModel, s: UserSignals) -> dict[int, float]:
+        """The listener's confidences, plus their follows: each followed artist's most popular
+        tracks count as a light "yes" where the listener said nothing stronger about them (a new
+        listener who follows a few artists is no longer a blank page)."""
+        conf = s.confidences(model.index)
+        light = confidence(FOLLOW)
+        for artist_id in s.followed_artists[:FOLLOWS_USED]:
+            k = model.artist_index.get(artist_id)
+            if k is None:
+                continue
+            items = model.artist_items(k)
+            for i in items[np.argsort(-model.popularity[items], kind="stable")[:FOLLOW_TRACKS]]:
+                conf.setdefault(int(i), light)
+        return conf
+
     def personalised(self, user_id: str) -> bool:
         return PERSONAL in self.entitlements.for_user(user_id).features
 
@@ -228,7 +245,7 @@ class RecsService:
             return self._popular_ids(user_id, limit=limit + offset, exclude=s.disliked | set(s.recent))[
                 offset:
             ]
-        scores, _used = model.blend(s.confidences(model.index))
+        scores, _used = model.blend(self._confidences(model, s))
         exclude = self._exclusions(model, s, known=not known, recent=True)
         ranked = m.top_items(scores, n=(limit + offset) * 3 + 20, exclude=exclude)
         return self._ranked_ids(model, _diverse(model, ranked, limit + offset))[offset:]
@@ -286,11 +303,11 @@ class RecsService:
                     seed.filtered = min(seed.pool, int(np.count_nonzero(mask & (seed.scores > 0))))
             exclude = self._exclusions(model, s, known=False, recent=True)
             exclude |= {model.index[t] for t in seed_track_ids if t in model.index}
-            if self.personalised(viewer_id) and s.weights:
+            if self.personalised(viewer_id) and s.has_taste:
                 # The listener's taste re-ranks the seeds' best 2,000 (scoring every track for it
                 # too would double the arithmetic for the same top 20).
                 pool = np.asarray(m.top_items(scores, n=PERSONAL_POOL, exclude=exclude), dtype=np.int64)
-                personal, used = model.blend(s.confidences(model.index), items=pool)
+                personal, used = model.blend(self._confidences(model, s), items=pool)
                 if "collaborative" in used or "content" in used:
                     base = scores[pool]
                     scores = np.full(model.n_items, -np.inf, dtype=np.float32)
@@ -458,7 +475,7 @@ class RecsService:
         s = self.signals(user_id)
         model = self.model()
         shelves: list[Obj] = []
-        if personal and s.weights:
+        if personal and s.has_taste:
             made = self.made_for_you(user_id)
             if made:
                 shelves.append(
@@ -501,7 +518,7 @@ class RecsService:
                 shelves.append(
                     _shelf(f"popular-in-{gid}", f"Popular in {name}", "tracks", items, f"Most played {name}")
                 )
-        if not any(sh["id"].startswith("popular-in") for sh in shelves) or not s.weights:
+        if not any(sh["id"].startswith("popular-in") for sh in shelves) or not s.has_taste:
             ids = self._global_popular(model, user_id, s)
             items = self._tracks(ids, user_id, SHELF_SIZE)
             if items:
@@ -513,10 +530,10 @@ class RecsService:
             notice = (
                 "Personal recommendations (Made for you, Discover Weekly, Daily Mixes) come with Premium."
             )
-        elif not s.weights:
+        elif not s.has_taste:
             notice = "Play, like or follow a few things and this page learns your taste."
         return {
-            "personalised": personal and bool(s.weights),
+            "personalised": personal and s.has_taste,
             "notice": notice,
             "model": None if model is None else {"version": model.version},
             "shelves": shelves,
@@ -665,7 +682,7 @@ class RecsService:
         existing = self._generated(user_id)
         written: dict[str, int] = {}
         s = self.signals(user_id)
-        if not s.weights:
+        if not s.has_taste:
             return written
         dw = existing.get("discover_weekly")
         if force or dw is None or dw[1] < monday:
@@ -747,7 +764,7 @@ class RecsService:
         k = min(MAX_MIXES, max(1, len(liked) // 8))
         labels = m.kmeans(model.content[idx], k, seed=7)
         exclude = self._exclusions(model, s, known=True, recent=False)
-        personal, _ = model.blend(s.confidences(model.index))
+        personal, _ = model.blend(self._confidences(model, s))
         mixes: list[tuple[int, str, str, list[str]]] = []
         for c in range(int(labels.max()) + 1):
             members = idx[labels == c]

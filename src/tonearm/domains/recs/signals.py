@@ -12,10 +12,12 @@ playlist adds, "not interested"), which hold until undone:
 | added to one of their playlists          | +2                         |
 | on an album they saved                   | +1                         |
 | "not interested"                         | -10                        |
+| following the track's artist (serving only: the artist's 10 most popular tracks) | +0.5 |
 
 The net weight becomes an ALS confidence: `1 + ALPHA log(1 + w)` when positive, and a negative
 confidence (ALS reads it as "not this", that strongly) when negative. Follows are artist-level:
-they steer shelves and the blend, not the matrix.
+they are not in the training matrix; when serving, each followed artist's most popular tracks
+count as a light positive (see RecsService._confidences), so follows alone make a taste.
 
 Two readers with the same arithmetic: `load_matrix` (everyone, for training, optionally only
 what happened before a time: the evaluation's split) and `user_signals` (one listener, fresh,
@@ -56,6 +58,7 @@ LIKE = 4.0
 PLAYLIST_ADD = 2.0
 ALBUM_SAVE = 1.0
 HIDDEN = -10.0
+FOLLOW = 0.5
 ALPHA = 8.0
 RECENT_PLAYS = 50  # "just played": left out of what we suggest next
 USER_PLAYS = 2000  # serving reads a listener's newest plays only (older ones weigh ~nothing)
@@ -221,6 +224,11 @@ class UserSignals:
             if i is not None and w != 0:
                 out[i] = confidence(w)
         return out
+
+    @property
+    def has_taste(self) -> bool:
+        """Anything to personalise from: a signal on a track, or a followed artist."""
+        return bool(self.weights) or bool(self.followed_artists)
 
     @property
     def disliked(self) -> set[str]:
