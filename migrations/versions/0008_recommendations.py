@@ -57,7 +57,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("playlists", schema=None) as batch_op:
         batch_op.add_column(sa.Column("generator", sa.String(length=32), nullable=True))
-        batch_op.create_index("ix_playlists_generated", ["owner_id", "generator"], unique=False)
+        batch_op.create_index("ix_playlists_generated", ["owner_id", "generator"], unique=True)
 
     with op.batch_alter_table("tracks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("tempo_bpm", sa.Float(), nullable=True))

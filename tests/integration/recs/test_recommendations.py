@@ -421,3 +421,19 @@ def test_follows_alone_give_a_new_listener_a_taste(
     picks = _genres(world, shelves["recommended"], "items")
     assert Counter(picks)["Metal"] >= 0.5 * len(picks), picks
     assert "made-for-you" in shelves  # a Discover Weekly from follows alone
+
+
+def test_two_requests_making_the_same_generated_playlist_leave_one(
+    container: Container, client: TestClient, world: World
+) -> None:
+    """Two home requests (or one and the playlists job) both find no Discover Weekly and both
+    make one: (owner, generator) is unique, the second writer backs off and deletes its copy."""
+    me = listener(client)
+    make_premium(container, me["user_id"])
+    _give_taste(container, world, me["user_id"], "Jazz")
+    container.recs.train()
+    ids = world.tracks_by_genre["Jazz"][12:20]
+    for _ in range(2):  # both saw `existing` empty
+        container.recs._write_generated(me["user_id"], "discover_weekly", "Discover Weekly", "d", ids, {})
+    mine = client.get("/v1/me/playlists?limit=50", headers=me["headers"]).json()["items"]
+    assert [p["name"] for p in mine] == ["Discover Weekly"] and mine[0]["tracks"]["total"] == 8

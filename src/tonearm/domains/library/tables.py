@@ -20,7 +20,7 @@ playlists = sa.Table(
     sa.Column("generator", sa.String(32), nullable=True),
     created_at(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
-    sa.Index("ix_playlists_generated", "owner_id", "generator"),
+    sa.Index("ix_playlists_generated", "owner_id", "generator", unique=True),  # NULLs never clash
 )
 
 playlist_entries = sa.Table(

@@ -728,17 +728,25 @@ class RecsService:
         existing: dict[str, tuple[str, dt.datetime]],
     ) -> None:
         ids = [t for t, j in zip(ids, self.catalog.tracks_json(ids, user_id), strict=True) if j is not None]
-        if generator in existing:
-            playlist_id = existing[generator][0]
-            self.playlist_service.change_details(user_id, playlist_id, name=name, description=description)
-        else:
-            playlist_id = self.playlist_service.create(
-                user_id, name=name, description=description, public=False
-            )["id"]
-            with self.db.write() as conn:
-                conn.execute(
-                    playlists.update().where(playlists.c.id == playlist_id).values(generator=generator)
-                )
+        playlist_id = existing[generator][0] if generator in existing else None
+        if playlist_id is not None:
+            try:
+                self.playlist_service.change_details(user_id, playlist_id, name=name, description=description)
+            except NotFound:  # the listener deleted it meanwhile: make it again
+                playlist_id = None
+        if playlist_id is None:
+            created = self.playlist_service.create(user_id, name=name, description=description, public=False)
+            try:
+                with self.db.write() as conn:
+                    conn.execute(
+                        playlists.update().where(playlists.c.id == created["id"]).values(generator=generator)
+                    )
+            except sa.exc.IntegrityError:
+                # Another request (or the playlists job) made it first: (owner, generator) is
+                # unique. Theirs stands; ours goes.
+                self.playlist_service.unfollow(user_id, created["id"])
+                return
+            playlist_id = created["id"]
         self.playlist_service.replace(user_id, playlist_id, ids)
 
     def _discover_ids(self, user_id: str) -> list[str]:
