@@ -11,7 +11,7 @@ so `listening_scores` and `tracks.play_count` follow exactly as for plays the pl
 
 The same catalog and seed plant the same tastes. The accounts (`taste-<group>-<n>@tonearm.local`)
 are rows like the ones sign-up writes, sharing the hash of a random password nobody is told: they
-cannot log in (set a password with `tonearm user` to look around as one). Planting is idempotent:
+cannot log in (the demo listener and premium accounts, planted too, can). Planting is idempotent:
 a listener whose planted playlist exists is left alone, so a second run adds nothing.
 """
 
