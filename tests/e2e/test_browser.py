@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -178,3 +179,72 @@ def test_an_invitation_link_logs_in_and_joins_the_family_plan(demo_server: str, 
         assert errors == []
         browser.close()
     assert httpx.get(f"{demo_server}/join/..%2Fetc").status_code == 404
+
+
+def _rows(page: Any) -> list[str]:
+    return [
+        t.split("\n")[0].strip()
+        for t in page.locator("table.tracks tr.track td:nth-child(2)").all_inner_texts()
+    ]
+
+
+def test_like_build_and_reorder_a_playlist(demo_server: str) -> None:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{demo_server}/#/login")
+        page.fill("input[name=email]", "b@example.com")
+        page.fill("input[name=password]", "browser pw")
+        page.click("button.primary")
+        page.click(".grid .card >> nth=0")
+        page.wait_for_selector("table.tracks tr.track")
+        assert _rows(page) == ["Browser Song 0", "Browser Song 1", "Browser Song 2"]
+
+        like = page.get_by_role("button", name="Like Browser Song 0")
+        like.click()
+        page.wait_for_selector("tr.track >> nth=0 >> button.like[aria-pressed=true]")
+        assert page.get_by_role("button", name="Unlike Browser Song 0").count() == 1
+
+        # Build a playlist from the album: the first track starts it, the others join it.
+        page.get_by_role("button", name="Add Browser Song 0 to a playlist").click()
+        page.fill("dialog input[name=name]", "Road trip")
+        page.click("dialog form button.primary")
+        page.wait_for_selector("dialog", state="detached")
+        for n in (1, 2):
+            page.get_by_role("button", name=f"Add Browser Song {n} to a playlist").click()
+            page.click("dialog ul.pick button:text('Road trip')")
+            page.wait_for_selector("dialog", state="detached")
+
+        page.click("#nav a[href='#/library']")
+        page.wait_for_selector("h1:text('Your library')")
+        assert "Browser Song 0" in page.inner_text("table.tracks")  # Liked Songs
+        page.click(".grid a.card:has-text('Road trip')")
+        page.wait_for_selector("table.tracks tr.track >> nth=2")
+        assert _rows(page) == ["Browser Song 0", "Browser Song 1", "Browser Song 2"]
+
+        page.drag_and_drop("tr.track >> nth=2", "tr.track >> nth=0")  # the last to the top
+        page.wait_for_function(
+            "document.querySelector('table.tracks td:nth-child(2)').textContent.includes('Song 2')"
+        )
+        assert _rows(page) == ["Browser Song 2", "Browser Song 0", "Browser Song 1"]
+        page.get_by_role("button", name="Move Browser Song 2 down").click()  # the keyboard's way
+        page.wait_for_function(
+            "document.querySelector('table.tracks td:nth-child(2)').textContent.includes('Song 0')"
+        )
+        assert _rows(page) == ["Browser Song 0", "Browser Song 2", "Browser Song 1"]
+        page.get_by_role("button", name="Remove Browser Song 1").click()
+        page.wait_for_function("document.querySelectorAll('table.tracks tr.track').length === 2")
+        assert _rows(page) == ["Browser Song 0", "Browser Song 2"]
+
+        # The server agrees.
+        tok = page.evaluate("localStorage.getItem('tonearm.access')")
+        mine = httpx.get(f"{demo_server}/v1/me/playlists", headers={"Authorization": f"Bearer {tok}"}).json()
+        road = next(x for x in mine["items"] if x["name"] == "Road trip")
+        items = httpx.get(
+            f"{demo_server}/v1/playlists/{road['id']}/tracks", headers={"Authorization": f"Bearer {tok}"}
+        ).json()["items"]
+        assert [i["track"]["name"] for i in items] == ["Browser Song 0", "Browser Song 2"]
+        assert errors == []
+        browser.close()

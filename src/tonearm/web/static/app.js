@@ -39,7 +39,7 @@ async function renderNav() {
     try { state.me = await api("/v1/me"); } catch { logoutLocal(); }
   }
   nav.innerHTML = state.me
-    ? `<a href="#/">Browse</a><a href="#/upload">Upload</a><span class="badge">${esc(state.me.product)}</span> <span class="muted">${esc(state.me.display_name)}</span> <button id="logout">Log out</button>`
+    ? `<a href="#/">Browse</a><a href="#/library">Library</a><a href="#/upload">Upload</a><span class="badge">${esc(state.me.product)}</span> <span class="muted">${esc(state.me.display_name)}</span> <button id="logout">Log out</button>`
     : `<a href="#/login">Log in</a><a href="#/signup">Sign up</a>`;
   $("#logout")?.addEventListener("click", async () => {
     reporter.finish("pause"); stopHls(); audio.pause(); $("#player").hidden = true;
@@ -58,15 +58,10 @@ async function home() {
     <a class="card" href="#/album/${a.id}"><img loading="lazy" src="${esc(img(a.images, 300))}" alt="">
     <div class="t">${esc(a.name)}</div><div class="s">${esc(a.artists.map((x) => x.name).join(", "))} · ${esc(a.release_date.slice(0, 4))}</div></a>`).join("")}</div>`;
   view.querySelectorAll("[data-play]").forEach((el) => el.addEventListener("click", (e) => { e.preventDefault(); play(el.dataset.play); }));
-  view.querySelectorAll("[data-playlist]").forEach((el) => el.addEventListener("click", async (e) => {
-    e.preventDefault();
-    const first = await api(`/v1/playlists/${encodeURIComponent(el.dataset.playlist)}/tracks?limit=1`);
-    if (first.items[0]?.track) play(first.items[0].track.id);
-  }));
 }
 
-// The home feed's shelves (/v1/me/home): rows of cards; a track card plays, a playlist card plays
-// its first track, albums and artists open their pages.
+// The home feed's shelves (/v1/me/home): rows of cards; a track card plays, playlists, albums and
+// artists open their pages.
 function shelvesHtml(feed) {
   const notice = feed.notice ? `<p class="muted notice">${esc(feed.notice)}</p>` : "";
   return notice + feed.shelves.map((s) => `<section class="shelf" data-shelf="${esc(s.id)}" aria-label="${esc(s.title)}">
@@ -80,7 +75,7 @@ function shelfCard(x) {
     <div class="t">${esc(x.name)}</div><div class="s">${names(x.artists)}</div></a>`;
   if (x.type === "artist") return `<a class="card" href="#/artist/${esc(x.id)}"><img class="round" src="${esc(img(x.images, 300))}" alt="">
     <div class="t">${esc(x.name)}</div><div class="s">Artist</div></a>`;
-  if (x.type === "playlist") return `<a class="card" href="#" data-playlist="${esc(x.id)}" aria-label="Play ${esc(x.name)}">
+  if (x.type === "playlist") return `<a class="card" href="#/playlist/${esc(x.id)}">
     <img src="${esc(img(x.images, 300))}" alt=""><div class="t">${esc(x.name)}</div><div class="s">${esc(x.description || "Playlist")}</div></a>`;
   return "";
 }
@@ -90,8 +85,123 @@ async function album(id) {
   view.innerHTML = `<div class="album-head"><img src="${esc(img(a.images, 640))}" alt="">
     <div><div class="muted">${esc(a.album_type)}</div><h1>${esc(a.name)}</h1><div>${esc(a.artists.map((x) => x.name).join(", "))} · ${esc(a.release_date)} · ${a.total_tracks} tracks</div>
     <div class="muted">${esc(a.genres.join(", "))}</div></div></div>
-    <table>${a.tracks.items.map((t) => `<tr class="track" data-id="${t.id}"><td class="muted">${t.track_number}</td><td>${esc(t.name)} ${t.explicit ? '<span class="badge">E</span>' : ""}</td><td class="muted">${esc(t.artists.map((x) => x.name).join(", "))}</td><td class="muted">${fmt(t.duration_ms)}</td></tr>`).join("")}</table>`;
-  view.querySelectorAll("tr.track").forEach((tr) => tr.addEventListener("click", () => play(tr.dataset.id)));
+    ${trackTable(a.tracks.items, { numbers: a.tracks.items.map((t) => t.track_number) })}`;
+  await wireTracks(view, a.tracks.items);
+}
+
+// Track rows ---------------------------------------------------------------------------------------
+// Album, playlist and Liked Songs pages share one table: a click plays the track, ♥ likes it, + adds
+// it to a playlist; in a playlist you may edit, ↑ ↓ move a track (the keyboard's way), rows can be
+// dragged, and ✕ removes one.
+function trackTable(tracks, { numbers = null, editable = false } = {}) {
+  return `<table class="tracks">${tracks.map((t, i) => `<tr class="track" data-id="${esc(t.id)}" data-pos="${i}"${editable ? ' draggable="true"' : ""}>
+    <td class="muted">${numbers ? numbers[i] : i + 1}</td>
+    <td>${esc(t.name)} ${t.explicit ? '<span class="badge">E</span>' : ""}<div class="muted">${esc(t.artists.map((x) => x.name).join(", "))}</div></td>
+    <td class="muted">${fmt(t.duration_ms)}</td>
+    <td class="actions"><button class="icon like" aria-label="Like ${esc(t.name)}" aria-pressed="false">♡</button><button class="icon add" aria-label="Add ${esc(t.name)} to a playlist">+</button>${editable ? `<button class="icon up" aria-label="Move ${esc(t.name)} up">↑</button><button class="icon down" aria-label="Move ${esc(t.name)} down">↓</button><button class="icon remove" aria-label="Remove ${esc(t.name)}">✕</button>` : ""}</td></tr>`).join("")}</table>`;
+}
+function setLiked(button, on) {
+  button.setAttribute("aria-pressed", String(on));
+  button.textContent = on ? "♥" : "♡";
+  button.setAttribute("aria-label", button.getAttribute("aria-label").replace(/^(Like|Unlike) /, on ? "Unlike " : "Like "));
+}
+async function wireTracks(root, tracks, { playlist = null, changed = null } = {}) {
+  const rows = [...root.querySelectorAll("tr.track")];
+  rows.forEach((tr) => tr.addEventListener("click", (e) => { if (!e.target.closest("button, a")) play(tr.dataset.id); }));
+  root.querySelectorAll(".like").forEach((b) => b.addEventListener("click", async () => {
+    const on = b.getAttribute("aria-pressed") !== "true";
+    await api("/v1/me/tracks?ids=" + encodeURIComponent(b.closest("tr").dataset.id), { method: on ? "PUT" : "DELETE" });
+    setLiked(b, on);
+  }));
+  root.querySelectorAll(".add").forEach((b) => b.addEventListener("click", () => addToPlaylist(b.closest("tr").dataset.id)));
+  if (playlist) {
+    const send = async (method, body) => {
+      const r = await api(`/v1/playlists/${encodeURIComponent(playlist.id)}/tracks`, {
+        method, headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...body, snapshot_id: playlist.snapshot_id }),
+      });
+      playlist.snapshot_id = r.snapshot_id;
+      await changed();
+    };
+    const move = (from, to) => (to === from || to === from + 1 ? null : send("PUT", { range_start: from, insert_before: to }));
+    rows.forEach((tr, i) => {
+      tr.querySelector(".up").addEventListener("click", () => i > 0 && move(i, i - 1));
+      tr.querySelector(".down").addEventListener("click", () => i < rows.length - 1 && move(i, i + 2));
+      tr.querySelector(".remove").addEventListener("click", () => send("DELETE", { tracks: [{ uri: "tonearm:track:" + tr.dataset.id, positions: [i] }] }));
+      tr.addEventListener("dragstart", (e) => { e.dataTransfer.setData("text/plain", String(i)); tr.classList.add("dragging"); });
+      tr.addEventListener("dragend", () => tr.classList.remove("dragging"));
+      tr.addEventListener("dragover", (e) => e.preventDefault());
+      tr.addEventListener("drop", (e) => {
+        e.preventDefault();
+        const from = Number(e.dataTransfer.getData("text/plain"));
+        if (Number.isInteger(from)) move(from, from < i ? i + 1 : i);  // dropped on a row: take its place
+      });
+    });
+  }
+  const ids = tracks.map((t) => t.id);
+  for (let i = 0; i < ids.length; i += 50) {
+    const liked = await api("/v1/me/tracks/contains?ids=" + ids.slice(i, i + 50).join(","));
+    liked.forEach((on, k) => setLiked(rows[i + k].querySelector(".like"), on));
+  }
+}
+
+// "Add to playlist": a dialog listing the playlists you own, and a box to start a new one.
+async function addToPlaylist(trackId) {
+  const mine = (await api("/v1/me/playlists?limit=50")).items.filter((p) => p.owner.id === state.me.id);
+  const dlg = document.createElement("dialog");
+  dlg.setAttribute("aria-label", "Add to playlist");
+  dlg.innerHTML = `<h2>Add to playlist</h2><ul class="pick">${mine.map((p) => `<li><button data-id="${esc(p.id)}">${esc(p.name)}</button></li>`).join("")}</ul>
+    <form><input name="name" placeholder="New playlist name" aria-label="New playlist name" maxlength="200"> <button class="primary">Create and add</button></form>
+    <button class="close" aria-label="Close">Close</button><div class="error"></div>`;
+  document.body.appendChild(dlg);
+  const done = () => { dlg.close(); dlg.remove(); };
+  const add = async (playlistId) => {
+    try {
+      await api(`/v1/playlists/${encodeURIComponent(playlistId)}/tracks`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ uris: ["tonearm:track:" + trackId] }) });
+      done();
+    } catch (err) { dlg.querySelector(".error").textContent = err.message; }
+  };
+  dlg.querySelectorAll(".pick button").forEach((b) => b.addEventListener("click", () => add(b.dataset.id)));
+  dlg.querySelector("form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const name = new FormData(e.target).get("name").trim();
+    if (!name) return;
+    try {
+      const p = await api("/v1/me/playlists", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name, public: false }) });
+      await add(p.id);
+    } catch (err) { dlg.querySelector(".error").textContent = err.message; }
+  });
+  dlg.querySelector(".close").addEventListener("click", done);
+  dlg.showModal();
+}
+
+// Your library: liked songs, your playlists (the ones made for you among them), saved albums,
+// followed artists.
+async function library() {
+  if (!state.me) { location.hash = "#/login"; return; }
+  const [liked, lists, albums, follows] = await Promise.all([
+    api("/v1/me/tracks?limit=50"), api("/v1/me/playlists?limit=50"), api("/v1/me/albums?limit=50"), api("/v1/me/following?type=artist&limit=50"),
+  ]);
+  const likedTracks = liked.items.map((i) => i.track);
+  view.innerHTML = `<h1>Your library</h1>
+    <h2>Playlists</h2>${lists.items.length ? `<div class="grid">${lists.items.map((p) => `<a class="card" href="#/playlist/${esc(p.id)}">
+      <img loading="lazy" src="${esc(img(p.images, 300))}" alt=""><div class="t">${esc(p.name)}</div><div class="s">${p.tracks.total} tracks</div></a>`).join("")}</div>` : `<p class="muted">No playlists yet: + on any track starts one.</p>`}
+    <h2>Liked Songs <span class="muted">${liked.total}</span></h2>${likedTracks.length ? trackTable(likedTracks) : `<p class="muted">♡ a track to find it here.</p>`}
+    ${albums.items.length ? `<h2>Albums</h2><div class="grid">${albums.items.map(({ album: a }) => `<a class="card" href="#/album/${esc(a.id)}">
+      <img loading="lazy" src="${esc(img(a.images, 300))}" alt=""><div class="t">${esc(a.name)}</div><div class="s">${esc(a.artists.map((x) => x.name).join(", "))}</div></a>`).join("")}</div>` : ""}
+    ${follows.artists.items.length ? `<h2>Artists</h2><div class="grid">${follows.artists.items.map((a) => `<a class="card" href="#/artist/${esc(a.id)}">
+      <img loading="lazy" class="round" src="${esc(img(a.images, 300))}" alt=""><div class="t">${esc(a.name)}</div><div class="s">Artist</div></a>`).join("")}</div>` : ""}`;
+  await wireTracks(view, likedTracks);
+}
+
+async function playlistView(id) {
+  const p = await api("/v1/playlists/" + encodeURIComponent(id));
+  const tracks = p.tracks.items.map((i) => i.track).filter(Boolean);
+  const editable = state.me && (p.owner.id === state.me.id || p.collaborative);
+  view.innerHTML = `<div class="album-head"><img src="${esc(img(p.images, 640))}" alt="">
+    <div><div class="muted">${p.public ? "Public playlist" : "Private playlist"}</div><h1>${esc(p.name)}</h1>
+    <div>${esc(p.owner.display_name || "")} · ${p.tracks.total} tracks</div><div class="muted">${esc(p.description || "")}</div></div></div>
+    ${tracks.length ? trackTable(tracks, { editable }) : `<p class="muted">Empty: + on any track adds it here.</p>`}`;
+  await wireTracks(view, tracks, { playlist: editable ? { id: p.id, snapshot_id: p.snapshot_id } : null, changed: () => playlistView(id) });
 }
 function fmt(ms) { const s = Math.round(ms / 1000); return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`; }
 
@@ -472,6 +582,8 @@ async function route() {
     if (page === "search") await searchView(decodeURIComponent(arg || ""));
     else if (page === "artist") await artist(arg);
     else if (page === "album") await album(arg);
+    else if (page === "playlist") await playlistView(arg);
+    else if (page === "library") await library();
     else if (page === "login") loginView(false);
     else if (page === "signup") loginView(true);
     else if (page === "upload") uploadView();
