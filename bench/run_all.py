@@ -26,6 +26,7 @@ BENCHES = [
     ["licences.py"],
     ["recs.py", "--db", "sqlite"],
     ["recs.py", "--db", "postgres"],
+    ["web_player.py"],
 ]
 
 
