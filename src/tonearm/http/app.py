@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -168,7 +169,10 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     if WEB_DIR.is_dir():
-        app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+        # The web app's JS and CSS, gzipped for browsers that ask (hls.js alone is ~500 KB raw,
+        # ~150 KB gzipped); ETag / Last-Modified revalidation still answers 304 without a body.
+        static = StaticFiles(directory=WEB_DIR / "static")
+        app.mount("/static", GZipMiddleware(static, minimum_size=1024, compresslevel=6), name="static")
 
         @app.get("/", include_in_schema=False)
         def index() -> FileResponse:
