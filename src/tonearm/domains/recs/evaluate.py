@@ -100,12 +100,19 @@ def evaluate(
     row_of = {u: i for i, u in enumerate(matrix.user_ids)}
     conf = matrix.confidences.tocsr()
     test: dict[str, set[int]] = defaultdict(set)
+    seen_before: dict[int, set[int]] = {}
+
+    def touched_by(row: int) -> set[int]:
+        if row not in seen_before:
+            seen_before[row] = set(conf.indices[conf.indptr[row] : conf.indptr[row + 1]].tolist())
+        return seen_before[row]
+
     for user_id, track_id in later:
         i = model.index.get(track_id)
         if i is None:
             continue
         r = row_of.get(user_id)
-        if r is not None and i in set(conf.indices[conf.indptr[r] : conf.indptr[r + 1]]):
+        if r is not None and i in touched_by(r):
             continue  # heard before the cutoff: not a discovery
         test[user_id].add(i)
     users = sorted(u for u in test if test[u])

@@ -16,6 +16,7 @@ Weekly, Daily Mixes) needs the feature.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -333,9 +334,11 @@ class RecsService:
                     .join(track_genres, track_genres.c.genre_id == genres.c.id)
                     .where(track_genres.c.track_id == t)
                 ).all()
-                seed = _Seed("TRACK", t, artists=arts, genre_ids=[g.id for g in gens])
-                seed._slugs = [g.slug for g in gens]
-                out.append(seed)
+                out.append(
+                    _Seed(
+                        "TRACK", t, artists=arts, genre_ids=[g.id for g in gens], slugs=[g.slug for g in gens]
+                    )
+                )
             for a in seeds.artists:
                 if conn.execute(sa.select(artists.c.id).where(artists.c.id == a)).first() is None:
                     raise BadRequest(f"seed_artists: no artist {a!r}")
@@ -347,9 +350,7 @@ class RecsService:
                         f"seed_genres: unknown genre {g[:40]!r}; "
                         "see /v1/recommendations/available-genre-seeds"
                     )
-                seed = _Seed("GENRE", g.lower(), genre_ids=[gid])
-                seed._slugs = [g.lower()]
-                out.append(seed)
+                out.append(_Seed("GENRE", g.lower(), genre_ids=[gid], slugs=[g.lower()]))
         return out
 
     def _seed_scores(self, model: RecModel, resolved: Sequence[_Seed]) -> m.F32:
@@ -364,10 +365,10 @@ class RecsService:
         if seed.type == "TRACK" and seed.id in model.index:
             items = [model.index[seed.id]]
         elif seed.type in ("TRACK", "ARTIST"):
-            for a in seed.artists or []:
+            for a in seed.artists:
                 if a in model.artist_index:
                     items.extend(int(i) for i in model.artist_items(model.artist_index[a])[:50])
-        genre_cols = [model.genre_index[s] for s in seed.genre_slugs(self) if s in model.genre_index]
+        genre_cols = [model.genre_index[s] for s in seed.slugs if s in model.genre_index]
         score = np.zeros(model.n_items, dtype=np.float32)
         if items:
             score += m._standardise(model.similar_to_items(items))
@@ -394,7 +395,8 @@ class RecsService:
     ) -> list[str]:
         out: list[str] = []
         for seed in resolved:
-            for gid in seed.genre_ids or [None]:  # type: ignore[list-item]
+            gids: list[int | None] = list(seed.genre_ids) or [None]
+            for gid in gids:
                 out.extend(
                     self._popular_ids(
                         viewer_id, limit=limit, exclude=exclude | set(out), genre=gid, where=where
@@ -932,29 +934,12 @@ class RecsService:
 class _Seed:
     type: str  # TRACK | ARTIST | GENRE
     id: str
-    artists: list[str] | None = None
-    genre_ids: list[int] | None = None
+    artists: list[str] = dataclasses.field(default_factory=list)
+    genre_ids: list[int] = dataclasses.field(default_factory=list)
+    slugs: list[str] = dataclasses.field(default_factory=list)  # of genre_ids
     pool: int = 0
     filtered: int = 0
     scores: Any = None  # this seed's own scores (numpy), for the pool sizes after filtering
-
-    def __post_init__(self) -> None:
-        self.artists = self.artists or []
-        self.genre_ids = self.genre_ids or []
-        self._slugs: list[str] | None = None
-
-    def genre_slugs(self, svc: RecsService) -> list[str]:
-        if self._slugs is None:
-            if not self.genre_ids:
-                self._slugs = []
-            else:
-                with svc.db.read() as conn:
-                    self._slugs = list(
-                        conn.execute(
-                            sa.select(genres.c.slug).where(genres.c.id.in_(self.genre_ids))
-                        ).scalars()
-                    )
-        return self._slugs
 
 
 def _run_obj(row: Any) -> Obj:

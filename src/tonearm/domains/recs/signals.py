@@ -282,7 +282,8 @@ def user_signals(conn: sa.Connection, user_id: str, *, now: dt.datetime) -> User
         )
     )
     parts: list[sa.Select[Any]] = [skips]
-    for name, query, _weight in _deliberate(None):
+    deliberate = _deliberate(None)
+    for name, query, _weight in deliberate:
         col = query.selected_columns[0]
         item = query.selected_columns[1]
         parts.append(
@@ -297,12 +298,12 @@ def user_signals(conn: sa.Connection, user_id: str, *, now: dt.datetime) -> User
             epoch_s(artist_follows.c.followed_at, dialect).label("at"),
         ).where(artist_follows.c.user_id == user_id)
     )
-    weight_of = {name: weight for name, _q, weight in _deliberate(None)}
+    weight_of = {name: weight for name, _q, weight in deliberate}
     hidden: set[str] = set()
     follows: list[tuple[float, str]] = []
     for kind, item, at in conn.execute(sa.union_all(*parts)):
         if kind == "skip":
-            weights[item] += EARLY_SKIP * float(_decay(now_s, np.asarray(float(at))))
+            weights[item] += EARLY_SKIP * 2.0 ** (-max(0.0, now_s - float(at)) / HALF_LIFE.total_seconds())
         elif kind == "follow":
             follows.append((float(at), item))
         else:
