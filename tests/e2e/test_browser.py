@@ -90,16 +90,20 @@ def demo_server(tmp_path: Path) -> Iterator[str]:
         proc.wait(20)
 
 
+def _log_in(page: Any, base: str) -> None:
+    page.goto(f"{base}/#/login")
+    page.fill("input[name=email]", "b@example.com")
+    page.fill("input[name=password]", "browser pw")
+    page.click("button.primary")
+
+
 def test_log_in_browse_covers_and_play(demo_server: str) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{demo_server}/#/login")
-        page.fill("input[name=email]", "b@example.com")
-        page.fill("input[name=password]", "browser pw")
-        page.click("button.primary")
+        _log_in(page, demo_server)
         page.wait_for_selector(".card img")
         page.wait_for_function(
             "[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth === 300)"
@@ -194,10 +198,7 @@ def test_like_build_and_reorder_a_playlist(demo_server: str) -> None:
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{demo_server}/#/login")
-        page.fill("input[name=email]", "b@example.com")
-        page.fill("input[name=password]", "browser pw")
-        page.click("button.primary")
+        _log_in(page, demo_server)
         page.click(".grid .card >> nth=0")
         page.wait_for_selector("table.tracks tr.track")
         assert _rows(page) == ["Browser Song 0", "Browser Song 1", "Browser Song 2"]

@@ -7,24 +7,17 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from tests.helpers import make_settings
-from tests.integration.api.conftest import sign_up_and_login
-from tonearm.bootstrap import Container, bootstrap
+from tests.integration.entitlements.conftest import client, clock, container, listener
+from tonearm.bootstrap import Container
 from tonearm.domains.accounts.tables import users
 from tonearm.domains.catalog.tables import track_artists, track_genres, tracks
 from tonearm.domains.history.tables import playbacks, plays
 from tonearm.domains.library.tables import track_likes
-from tonearm.http.app import create_app
-from tonearm.kernel.clock import FrozenClock
 from tonearm.kernel.ids import new_id
 
 GENRES = ["Jazz", "Techno", "Folk", "Metal", "Ambient", "Hip-Hop"]
@@ -46,26 +39,9 @@ class World:
     crowd: dict[str, str] = field(default_factory=dict)  # user id -> favourite genre
 
 
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(dt.datetime.now(dt.UTC).replace(second=0, microsecond=0))
-
-
-@pytest.fixture
-def container(tmp_path: Path, db_url: str, clock: FrozenClock) -> Iterator[Container]:
-    c = bootstrap(make_settings(tmp_path, db_url, search_url="memory://", search_indexer=False), clock=clock)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def client(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container, start_workers=False)) as tc:
-        yield tc
-
-
-def listener(client: TestClient, email: str = "ada@example.com") -> dict[str, Any]:
-    return sign_up_and_login(client, email)
+# The same container (a clock the tests move, no search indexer), API client and listeners as the
+# entitlements tests: imported, so pytest registers the fixtures here too.
+__all__ = ["client", "clock", "container", "listener"]
 
 
 def add_tracks(c: Container, world: World, *, per_artist: int = 8, artists_per_genre: int = 4) -> None:
