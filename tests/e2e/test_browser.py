@@ -4,9 +4,7 @@ search as you type."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,86 +13,16 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.e2e.test_server_and_worker import _free_port, _tonearm, _wait_ready
-from tests.helpers import make_tone
+from tests.e2e.test_server_and_worker import _tonearm
+from tests.e2e.webapp import ARGS, CHROMIUM, log_in, serve_demo
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
-
-
-def _wait_jobs_done(base: str, timeout_s: float = 90) -> None:
-    """The in-process worker transcodes the imported tracks; free listeners need those renditions."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        metrics = httpx.get(f"{base}/metrics").text
-        # (counted by kind: the scheduler's billing sweep is a job too)
-        if 'tonearm_jobs_total{kind="ingest.track_renditions",outcome="done"} 3.0' in metrics:
-            return
-        time.sleep(0.5)
-    pytest.fail("imported tracks were not transcoded in time")
 
 
 @pytest.fixture
 def demo_server(tmp_path: Path) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is required (make test-deps installs it)")
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    for i in range(3):
-        make_tone(
-            lib / f"{i}.flac",
-            seconds=4,
-            freq=220 * (i + 1),
-            tags={
-                "title": f"Browser Song {i}",
-                "artist": "Headless",
-                "album": "Chromium Nights",
-                "track": str(i + 1),
-            },
-        )
-    port = _free_port()
-    env = {
-        **os.environ,
-        "TONEARM_DATA_DIR": str(tmp_path / "data"),
-        "TONEARM_PORT": str(port),
-        "TONEARM_SECRET_KEY": "w" * 40,
-        "TONEARM_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "TONEARM_LOG_LEVEL": "WARNING",
-    }
-    subprocess.run(_tonearm("import", str(lib)), env=env, check=True, capture_output=True)
-    subprocess.run(
-        _tonearm(
-            "user", "create", "--email", "b@example.com", "--name", "Browser", "--password", "browser pw"
-        ),
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    proc = subprocess.Popen(_tonearm("serve"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, proc)
-        _wait_jobs_done(base)
+    with serve_demo(tmp_path) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(20)
-
-
-def _log_in(page: Any, base: str) -> None:
-    page.goto(f"{base}/#/login")
-    page.fill("input[name=email]", "b@example.com")
-    page.fill("input[name=password]", "browser pw")
-    page.click("button.primary")
 
 
 def test_log_in_browse_covers_and_play(demo_server: str) -> None:
@@ -103,7 +31,7 @@ def test_log_in_browse_covers_and_play(demo_server: str) -> None:
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        _log_in(page, demo_server)
+        log_in(page, demo_server)
         page.wait_for_selector(".card img")
         page.wait_for_function(
             "[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth === 300)"
@@ -198,7 +126,7 @@ def test_like_build_and_reorder_a_playlist(demo_server: str) -> None:
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        _log_in(page, demo_server)
+        log_in(page, demo_server)
         page.click(".grid .card >> nth=0")
         page.wait_for_selector("table.tracks tr.track")
         assert _rows(page) == ["Browser Song 0", "Browser Song 1", "Browser Song 2"]

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from playwright.sync_api import Page, Request, Route, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.e2e.test_browser import ARGS, CHROMIUM
 from tests.e2e.test_server_and_worker import _free_port, _tonearm, _wait_ready
+from tests.e2e.webapp import ARGS, CHROMIUM
 from tests.helpers import make_tone
 from tonearm.domains.history.tables import playbacks
 from tonearm.kernel.db import make_engine

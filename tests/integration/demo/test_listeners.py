@@ -194,9 +194,8 @@ def test_the_recommender_learns_the_planted_tastes(container: Container) -> None
     assert result.ours.ndcg > result.popularity.ndcg
 
     container.recs.train()
-    group = report.groups[0]
     with container.db.read() as conn:
-        member = conn.execute(sa.select(users.c.id).where(users.c.email == group.listeners[0])).scalar_one()
+        ids = {r.email: r.id for r in conn.execute(sa.select(users.c.email, users.c.id))}
         genres_of: dict[str, set[str]] = {}
         for r in conn.execute(
             sa.select(track_genres.c.track_id, genres.c.name).join(
@@ -204,6 +203,27 @@ def test_the_recommender_learns_the_planted_tastes(container: Container) -> None
             )
         ):
             genres_of.setdefault(r.track_id, set()).add(r.name)
-    picks = container.recs.personal_ids(member, limit=10)[:10]
-    hits = sum(bool(genres_of.get(t, set()) & set(group.genres)) for t in picks)
-    assert hits >= 6, (group.genres, [genres_of.get(t) for t in picks])
+    # One listener's top ten is a small, noisy sample (ALS runs on threads, so its last digits
+    # vary): shares are averaged over every listener of a group. A group's planted genres fill
+    # its own members' lists, far more than they fill everyone else's.
+    tops = {
+        email: container.recs.personal_ids(ids[email], limit=10)[:10]
+        for g in report.groups
+        for email in g.listeners
+    }
+
+    def share(emails: list[str], wanted: set[str]) -> float:
+        per = [sum(bool(genres_of.get(t, set()) & wanted) for t in tops[e]) / 10 for e in emails]
+        return sum(per) / len(per)
+
+    own, others = [], []
+    for g in report.groups:
+        rest = [e for e in tops if e not in g.listeners]
+        own.append(share(list(g.listeners), set(g.genres)))
+        others.append(share(rest, set(g.genres)))
+    assert own[0] >= 0.5, (report.groups[0].genres, own[0])
+    assert sum(own) >= 2 * sum(others), (own, others)
+    print(
+        "planted genres in the top ten, own group vs others:",
+        [f"{o:.2f}/{x:.2f}" for o, x in zip(own, others, strict=True)],
+    )

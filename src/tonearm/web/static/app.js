@@ -3,6 +3,8 @@
 import { $, view, state, esc, routes, bus, loadMe, logoutLocal, toast } from "./core.js";
 import { stopPlayback } from "./player.js";
 import "./pages.js";
+import "./account.js";
+import "./offline.js";
 
 function renderNav() {
   const me = state.me;

@@ -261,3 +261,14 @@ export async function stopPlayback() {
   reporter.finish("pause"); stopHls(); audio.pause(); $("#player").hidden = true;
   await reporter.flush();
 }
+
+// The queue (stub: the player work replaces it). playTracks plays `tracks` (track objects) from
+// `index` on; enqueue adds after the current track (next) or at the end.
+const queue = { tracks: [], index: -1 };
+export async function playTracks(tracks, index = 0) {
+  queue.tracks = tracks.slice(); queue.index = index;
+  await play(tracks[index].id);
+}
+export function enqueue(tracks, { next = false } = {}) {
+  queue.tracks.splice(next ? queue.index + 1 : queue.tracks.length, 0, ...tracks);
+}
