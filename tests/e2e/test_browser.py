@@ -116,7 +116,7 @@ def test_an_invitation_link_logs_in_and_joins_the_family_plan(demo_server: str, 
 def _rows(page: Any) -> list[str]:
     return [
         t.split("\n")[0].strip()
-        for t in page.locator("table.tracks tr.track td:nth-child(2)").all_inner_texts()
+        for t in page.locator("table.tracks tr.track td.title .name").all_inner_texts()
     ]
 
 

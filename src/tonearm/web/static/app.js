@@ -9,8 +9,8 @@ import "./offline.js";
 function renderNav() {
   const me = state.me;
   $("#nav").innerHTML = me
-    ? `<a href="#/">Home</a><a href="#/library">Library</a><a href="#/upload">Upload</a>
-       <a href="#/account" class="badge" title="Your plan">${esc(me.product)}</a>
+    ? `<a href="#/">Home</a><a href="#/library">Library</a><a href="#/history">History</a><a href="#/upload">Upload</a>
+       <a href="#/account" class="badge" aria-label="Account: ${esc(me.display_name)}, ${esc(me.product)} plan">${esc(me.product)}</a>
        <button id="logout">Log out</button>`
     : `<a href="#/login">Log in</a><a href="#/signup">Sign up</a>`;
   $("#logout")?.addEventListener("click", async () => {

@@ -1,7 +1,8 @@
 // Track rows and cards: album, playlist and Liked Songs pages share one table; home shelves are rows
 // of cards.
-import { $, api, state, esc, img, fmt } from "./core.js";
-import { play } from "./player.js";
+import { $, $$, api, state, esc, img, fmt, names, toast } from "./core.js";
+import { play, playTracks, enqueue } from "./player.js";
+import { openShare } from "./share.js";
 
 // The home feed's shelves (/v1/me/home): rows of cards; a track card plays, playlists, albums and
 // artists open their pages.
@@ -27,12 +28,14 @@ function shelfCard(x) {
 // Album, playlist and Liked Songs pages share one table: a click plays the track, ♥ likes it, + adds
 // it to a playlist; in a playlist you may edit, ↑ ↓ move a track (the keyboard's way), rows can be
 // dragged, and ✕ removes one.
-export function trackTable(tracks, { numbers = null, editable = false } = {}) {
-  return `<table class="tracks">${tracks.map((t, i) => `<tr class="track" data-id="${esc(t.id)}" data-pos="${i}"${editable ? ' draggable="true"' : ""}>
-    <td class="muted">${numbers ? numbers[i] : i + 1}</td>
-    <td>${esc(t.name)} ${t.explicit ? '<span class="badge">E</span>' : ""}<div class="muted">${esc(t.artists.map((x) => x.name).join(", "))}</div></td>
-    <td class="muted">${fmt(t.duration_ms)}</td>
-    <td class="actions"><button class="icon like" aria-label="Like ${esc(t.name)}" aria-pressed="false">♡</button><button class="icon add" aria-label="Add ${esc(t.name)} to a playlist">+</button>${editable ? `<button class="icon up" aria-label="Move ${esc(t.name)} up">↑</button><button class="icon down" aria-label="Move ${esc(t.name)} down">↓</button><button class="icon remove" aria-label="Remove ${esc(t.name)}">✕</button>` : ""}</td></tr>`).join("")}</table>`;
+export function trackTable(tracks, { numbers = null, editable = false, art = false, cls = "" } = {}) {
+  return `<table class="tracks ${cls}">${tracks.map((t, i) => `<tr class="track" data-id="${esc(t.id)}" data-pos="${i}"${editable ? ' draggable="true"' : ""}>
+    <td class="num"><span class="muted">${numbers ? numbers[i] : i + 1}</span><button class="icon play" aria-label="Play ${esc(t.name)}">▶</button></td>
+    ${art ? `<td class="art"><img loading="lazy" src="${esc(img(t.album?.images, 64))}" alt=""></td>` : ""}
+    <td class="title"><a href="#/track/${esc(t.id)}" class="name">${esc(t.name)}</a> ${t.explicit ? '<span class="badge" title="Explicit">E</span>' : ""}<div class="muted">${t.artists.map((x) => `<a href="#/artist/${esc(x.id)}">${esc(x.name)}</a>`).join(", ")}</div></td>
+    ${art && t.album ? `<td class="muted album"><a href="#/album/${esc(t.album.id)}">${esc(t.album.name)}</a></td>` : ""}
+    <td class="muted dur">${fmt(t.duration_ms)}</td>
+    <td class="actions"><button class="icon like" aria-label="Like ${esc(t.name)}" aria-pressed="false">♡</button><button class="icon add" aria-label="Add ${esc(t.name)} to a playlist">+</button>${editable ? `<button class="icon up" aria-label="Move ${esc(t.name)} up">↑</button><button class="icon down" aria-label="Move ${esc(t.name)} down">↓</button><button class="icon remove" aria-label="Remove ${esc(t.name)}">✕</button>` : ""}<button class="icon more" aria-label="More options for ${esc(t.name)}" aria-haspopup="menu" aria-expanded="false">⋯</button></td></tr>`).join("")}</table>`;
 }
 export function setLiked(button, on) {
   button.setAttribute("aria-pressed", String(on));
@@ -41,7 +44,15 @@ export function setLiked(button, on) {
 }
 export async function wireTracks(root, tracks, { playlist = null, changed = null } = {}) {
   const rows = [...root.querySelectorAll("tr.track")];
-  rows.forEach((tr) => tr.addEventListener("click", (e) => { if (!e.target.closest("button, a")) play(tr.dataset.id); }));
+  // A click on a row (or its ▶) plays the list from there: the rest of it is next in the queue.
+  rows.forEach((tr, i) => tr.addEventListener("click", (e) => {
+    if (e.target.closest("button:not(.play), a")) return;
+    playTracks(tracks, i);
+  }));
+  root.querySelectorAll(".more").forEach((b) => b.addEventListener("click", (e) => {
+    const i = rows.indexOf(b.closest("tr"));
+    trackMenu(b, tracks[i]);
+  }));
   root.querySelectorAll(".like").forEach((b) => b.addEventListener("click", async () => {
     const on = b.getAttribute("aria-pressed") !== "true";
     await api("/v1/me/tracks?ids=" + encodeURIComponent(b.closest("tr").dataset.id), { method: on ? "PUT" : "DELETE" });
@@ -106,4 +117,59 @@ export async function addToPlaylist(trackId) {
   });
   dlg.querySelector(".close").addEventListener("click", done);
   dlg.showModal();
+}
+
+// The ⋯ menu of a track: queue it, add it to a playlist, share it, go to its album or artist.
+// A menu in the ARIA sense: arrow keys move, Escape closes and gives focus back to the button.
+export function trackMenu(button, t) {
+  document.querySelector(".menu")?.remove();
+  const items = [
+    ["Play next", () => enqueue([t], { next: true })],
+    ["Add to queue", () => enqueue([t])],
+    ["Add to playlist", () => addToPlaylist(t.id)],
+    ["Start radio", () => startRadio("track", t.id, t.name)],
+    ["Share", () => openShare("track", t.id)],
+    ...(t.album ? [["Go to album", () => { location.hash = "#/album/" + t.album.id; }]] : []),
+    ...(t.artists?.length ? [["Go to artist", () => { location.hash = "#/artist/" + t.artists[0].id; }]] : []),
+  ];
+  const menu = document.createElement("div");
+  menu.className = "menu";
+  menu.setAttribute("role", "menu");
+  menu.setAttribute("aria-label", `Options for ${t.name}`);
+  menu.innerHTML = items.map(([label]) => `<button role="menuitem" tabindex="-1">${esc(label)}</button>`).join("");
+  document.body.appendChild(menu);
+  const r = button.getBoundingClientRect();
+  menu.style.top = `${Math.min(window.scrollY + r.bottom + 4, window.scrollY + window.innerHeight - menu.offsetHeight - 8)}px`;
+  menu.style.left = `${Math.max(8, window.scrollX + r.right - menu.offsetWidth)}px`;
+  button.setAttribute("aria-expanded", "true");
+  const entries = $$("[role=menuitem]", menu);
+  const close = (refocus = true) => {
+    menu.remove(); button.setAttribute("aria-expanded", "false");
+    document.removeEventListener("click", outside, true);
+    if (refocus) button.focus();
+  };
+  const outside = (e) => { if (!menu.contains(e.target)) close(false); };
+  setTimeout(() => document.addEventListener("click", outside, true));
+  entries.forEach((el, k) => el.addEventListener("click", async () => {
+    close();
+    try { await items[k][1](); } catch (err) { toast(err.message, "error"); }
+  }));
+  menu.addEventListener("keydown", (e) => {
+    const at = entries.indexOf(document.activeElement);
+    if (e.key === "ArrowDown") { e.preventDefault(); entries[(at + 1) % entries.length].focus(); }
+    else if (e.key === "ArrowUp") { e.preventDefault(); entries[(at - 1 + entries.length) % entries.length].focus(); }
+    else if (e.key === "Home") { e.preventDefault(); entries[0].focus(); }
+    else if (e.key === "End") { e.preventDefault(); entries[entries.length - 1].focus(); }
+    else if (e.key === "Escape" || e.key === "Tab") { e.preventDefault(); close(); }
+  });
+  entries[0].focus();
+}
+
+// Radio: an endless station from a track, artist or genre (/v1/radio); the first page is queued.
+export async function startRadio(type, id, label) {
+  const page = await api(`/v1/radio?seed=${encodeURIComponent(`tonearm:${type}:${id}`)}&limit=50`);
+  const tracks = page.items || page.tracks || [];
+  if (!tracks.length) { toast("Nothing to play on this station yet."); return; }
+  toast(`Radio from “${label}”`);
+  await playTracks(tracks, 0);
 }
