@@ -146,3 +146,31 @@ def test_edit_a_playlists_details_and_cover(base: str, page: Any, tmp_path: Path
     shown = Image.open(io.BytesIO(served.content))
     assert shown.width == shown.height
     assert abs(shown.getpixel((shown.width // 2, shown.height // 2))[0] - 200) < 30  # type: ignore[index]
+
+
+def test_an_expired_session_is_renewed_silently_then_a_revoked_one_returns_after_log_in(
+    base: str, page: Any
+) -> None:
+    page.click(".grid a.card[href^='#/album/'] >> nth=0")
+    page.wait_for_selector("table.tracks tr.track")
+    album_url = page.url
+    # An access token the server no longer takes: the refresh token gets a new one unseen.
+    page.evaluate("localStorage.setItem('tonearm.access', 'expired-or-forged')")
+    page.reload()
+    page.wait_for_selector("table.tracks tr.track")
+    page.wait_for_selector("#logout")
+    renewed = page.evaluate("localStorage.getItem('tonearm.access')")
+    assert renewed and renewed != "expired-or-forged"
+    # Both tokens gone bad (the session was revoked elsewhere): to the log-in page, told why,
+    # and back to the album after logging in.
+    refresh = page.evaluate("localStorage.getItem('tonearm.refresh')")
+    assert httpx.post(f"{base}/api/token/revoke", data={"token": refresh}).status_code == 200
+    page.evaluate("localStorage.setItem('tonearm.access', 'expired-or-forged')")
+    page.reload()
+    page.wait_for_selector("input[name=email]")
+    assert "session has ended" in page.inner_text("#toast")
+    page.fill("input[name=email]", "b@example.com")
+    page.fill("input[name=password]", "browser pw")
+    page.click("button.primary")
+    page.wait_for_url(album_url)
+    page.wait_for_selector("table.tracks tr.track")

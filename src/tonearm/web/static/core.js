@@ -23,6 +23,7 @@ export class ApiError extends Error {
 let refreshing = null;
 export async function api(path, opts = {}) {
   const headers = Object.assign({}, opts.headers || {});
+  const hadSession = !!(state.token || state.refresh);
   if (state.token) headers.Authorization = "Bearer " + state.token;
   if (opts.json !== undefined) { headers["Content-Type"] = "application/json"; opts = Object.assign({}, opts, { body: JSON.stringify(opts.json) }); }
   let res;
@@ -37,7 +38,7 @@ export async function api(path, opts = {}) {
     if (await refreshing) return api(path, Object.assign({}, opts, { _retried: true }));
   }
   const body = res.headers.get("content-type")?.includes("json") ? await res.json() : null;
-  if (res.status === 401) sessionLost();
+  if (res.status === 401 && hadSession) sessionLost();
   if (!res.ok) throw new ApiError(res.status, body, res.statusText);
   return body;
 }
@@ -58,7 +59,6 @@ export function logoutLocal() { state.token = state.refresh = state.me = null; l
 // The session cannot be renewed: back to the login page, and back here after it (the player's
 // queue is kept in localStorage, so nothing is lost).
 function sessionLost() {
-  if (!state.token && !state.me) return;
   logoutLocal();
   bus.dispatchEvent(new CustomEvent("auth", { detail: null }));
   toast("Your session has ended; log in again to go on.", "error");
