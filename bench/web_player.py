@@ -176,7 +176,7 @@ def main() -> None:
                     " a.pause(); a.addEventListener('playing',"
                     " () => { window.__benchPlaying = performance.now(); }, { once: true }); }"
                 )
-                row = page.locator("table.tracks tr.track td:nth-child(2)").nth(k % rows)
+                row = page.locator("table.tracks tr.track td.dur").nth(k % rows)  # not a link
                 row.evaluate("el => { window.__benchClick = performance.now(); }")
                 row.click()
                 page.wait_for_function("window.__benchPlaying !== null", timeout=15_000)

@@ -1,6 +1,6 @@
 // Tonearm's web app: the shell (navigation and the hash router) that the page modules plug into.
 // Plain ES2020 modules, no build step; hls.js is vendored from npm.
-import { $, view, state, esc, routes, bus, loadMe, logoutLocal, toast } from "./core.js";
+import { $, view, state, esc, routes, bus, loadMe, logoutLocal, toast, nav } from "./core.js";
 import { stopPlayback } from "./player.js";
 import "./pages.js";
 import "./account.js";
@@ -26,11 +26,13 @@ async function route() {
   const [, page = "", ...rest] = location.hash.split("/");
   const arg = rest.length ? decodeURIComponent(rest[0]) : undefined;
   const show = routes[page] || routes[""];
+  const mine = ++nav.seq;
   try {
     await show(arg, rest.map(decodeURIComponent));
   } catch (err) {
-    view.innerHTML = `<p class="error">${esc(err.message)}</p>`;
+    if (mine === nav.seq) view.innerHTML = `<p class="error">${esc(err.message)}</p>`;
   }
+  if (mine !== nav.seq) return;
   // Keyboard and screen-reader users land on the new page's heading.
   if (page !== "search") $("h1", view)?.setAttribute("tabindex", "-1");
 }

@@ -67,6 +67,9 @@ function sessionLost() {
 
 // page name -> async (arg, rest) => void; modules add their own pages.
 export const routes = {};
+// Navigation count: a page notes it when it starts and draws only if it is still the latest, so a
+// slow page never draws over the one the listener went to next.
+export const nav = { seq: 0 };
 export function needLogin() {
   if (state.me) return false;
   sessionStorage.setItem("tonearm.after-login", location.hash);

@@ -1,15 +1,17 @@
 // The pages: home, album, artist, playlist, library, search, log in / sign up, upload, invitations.
-import { $, $$, view, state, esc, img, fmt, names, api, token, routes, loadMe, needLogin, toast } from "./core.js";
+import { $, $$, view, state, esc, img, fmt, names, api, token, routes, loadMe, needLogin, toast, nav } from "./core.js";
 import { play, playTracks } from "./player.js";
 import { shelvesHtml, trackTable, wireTracks, trackMenu, startRadio } from "./tracks.js";
 import { openShare } from "./share.js";
 import * as offline from "./offline.js";
 
 async function home() {
+  const at = nav.seq;
   const [feed, data] = await Promise.all([
     state.me ? api("/v1/me/home").catch(() => null) : null,
     api("/v1/browse/new-releases?limit=50"),
   ]);
+  if (at !== nav.seq) return;
   view.innerHTML = (feed ? shelvesHtml(feed) : "") + `<h1>Albums</h1><p class="muted">${data.albums.total} albums</p><div class="grid">${data.albums.items.map((a) => `
     <a class="card" href="#/album/${a.id}"><img loading="lazy" src="${esc(img(a.images, 300))}" alt="">
     <div class="t">${esc(a.name)}</div><div class="s">${esc(a.artists.map((x) => x.name).join(", "))} · ${esc(a.release_date.slice(0, 4))}</div></a>`).join("")}</div>`;
@@ -17,8 +19,10 @@ async function home() {
 }
 
 async function album(id) {
+  const at = nav.seq;
   const a = await api("/v1/albums/" + encodeURIComponent(id));
   const tracks = a.tracks.items.map((t) => Object.assign({ album: { id: a.id, name: a.name, images: a.images } }, t));
+  if (at !== nav.seq) return;
   view.innerHTML = `<div class="album-head"><img src="${esc(img(a.images, 640))}" alt="Cover of ${esc(a.name)}">
     <div><div class="muted">${esc(a.album_type)}</div><h1>${esc(a.name)}</h1><div>${a.artists.map((x) => `<a href="#/artist/${esc(x.id)}">${esc(x.name)}</a>`).join(", ")} · ${esc(a.release_date)} · ${a.total_tracks} tracks</div>
     <div class="muted">${esc(a.genres.join(", "))}</div>${headActions(a.name, "album", a.id)}</div></div>
@@ -59,11 +63,13 @@ async function wireHead(type, id, name, tracks) {
 // Your library: liked songs, your playlists (the ones made for you among them), saved albums,
 // followed artists.
 async function library() {
+  const at = nav.seq;
   if (!state.me) { location.hash = "#/login"; return; }
   const [liked, lists, albums, follows] = await Promise.all([
     api("/v1/me/tracks?limit=50"), api("/v1/me/playlists?limit=50"), api("/v1/me/albums?limit=50"), api("/v1/me/following?type=artist&limit=50"),
   ]);
   const likedTracks = liked.items.map((i) => i.track);
+  if (at !== nav.seq) return;
   view.innerHTML = `<h1>Your library</h1><p class="muted"><a href="#/history">Recently played</a> · <a href="#/stats">Your year in music</a> · <a href="#/downloads">Downloads</a> · <a href="#/queue">Queue</a></p>
     <h2>Playlists</h2>${lists.items.length ? `<div class="grid">${lists.items.map((p) => `<a class="card" href="#/playlist/${esc(p.id)}">
       <img loading="lazy" src="${esc(img(p.images, 300))}" alt=""><div class="t">${esc(p.name)}</div><div class="s">${p.tracks.total} tracks</div></a>`).join("")}</div>` : `<p class="muted">No playlists yet: + on any track starts one.</p>`}
@@ -76,10 +82,12 @@ async function library() {
 }
 
 async function playlistView(id) {
+  const at = nav.seq;
   const p = await api("/v1/playlists/" + encodeURIComponent(id));
   const tracks = p.tracks.items.map((i) => i.track).filter(Boolean);
   const mine = state.me && p.owner.id === state.me.id;
   const editable = state.me && (mine || p.collaborative);
+  if (at !== nav.seq) return;
   view.innerHTML = `<div class="album-head"><img src="${esc(img(p.images, 640))}" alt="Cover of ${esc(p.name)}">
     <div><div class="muted">${p.public ? "Public playlist" : "Private playlist"}</div><h1>${esc(p.name)}</h1>
     <div><a href="#/user/${esc(p.owner.id)}">${esc(p.owner.display_name || "")}</a> · ${p.tracks.total} tracks</div><div class="muted">${esc(p.description || "")}</div>
@@ -263,10 +271,12 @@ async function searchView(q) {
 }
 
 async function artist(id) {
+  const at = nav.seq;
   const q = encodeURIComponent(id);
   const [a, top, albums] = await Promise.all([
     api("/v1/artists/" + q), api(`/v1/artists/${q}/top-tracks`), api(`/v1/artists/${q}/albums?limit=50`),
   ]);
+  if (at !== nav.seq) return;
   view.innerHTML = `<div class="album-head"><img class="round" src="${esc(img(a.images, 640))}" alt="${esc(a.name)}"><div><div class="muted">Artist</div><h1>${esc(a.name)}</h1>
     <div class="muted">${esc((a.genres || []).join(", "))}${a.followers ? ` · ${a.followers.total} followers` : ""}</div>${headActions(a.name, "artist", a.id)}</div></div>
     ${top.tracks.length ? `<h2>Popular</h2>${trackTable(top.tracks, { art: true })}` : ""}
@@ -279,7 +289,9 @@ async function artist(id) {
 
 // A track's own page (a shared link's target in the app): cover, credits, the album's other tracks.
 async function trackPage(id) {
+  const at = nav.seq;
   const t = await api("/v1/tracks/" + encodeURIComponent(id));
+  if (at !== nav.seq) return;
   view.innerHTML = `<div class="album-head"><img src="${esc(img(t.album?.images, 640))}" alt="Cover of ${esc(t.album?.name)}">
     <div><div class="muted">Song</div><h1>${esc(t.name)}</h1>
     <div>${t.artists.map((x) => `<a href="#/artist/${esc(x.id)}">${esc(x.name)}</a>`).join(", ")} · <a href="#/album/${esc(t.album?.id)}">${esc(t.album?.name)}</a> · ${fmt(t.duration_ms)}</div>
@@ -291,8 +303,10 @@ async function trackPage(id) {
 
 // An invitation link (/join/<code> redirects here): what it is for, and a button to join.
 async function joinView(code) {
+  const at = nav.seq;
   if (!state.me) { sessionStorage.setItem("tonearm.after-login", location.hash); location.hash = "#/login"; return; }
   const inv = await api("/v1/invitations/" + encodeURIComponent(code));
+  if (at !== nav.seq) return;
   view.innerHTML = `<h1>Join ${esc(inv.plan?.name || "a Premium plan")}</h1>
     <p>${esc(inv.manager?.display_name || "Someone")} invites you to their plan${inv.status === "valid" ? "" : ` (this invitation is ${esc(inv.status)})`}.</p>
     <button class="primary" id="join">Join</button><div class="error" id="err"></div>`;

@@ -129,6 +129,10 @@ export function trackMenu(button, t) {
     ["Add to playlist", () => addToPlaylist(t.id)],
     ["Start radio", () => startRadio("track", t.id, t.name)],
     ["Share", () => openShare("track", t.id)],
+    ["Not interested", async () => {  // kept out of recommendations, radio and made-for-you lists
+      await api("/v1/me/recommendations/hidden?ids=" + encodeURIComponent(t.id), { method: "PUT" });
+      toast(`You won't be recommended “${t.name}” again.`);
+    }],
     ...(t.album ? [["Go to album", () => { location.hash = "#/album/" + t.album.id; }]] : []),
     ...(t.artists?.length ? [["Go to artist", () => { location.hash = "#/artist/" + t.artists[0].id; }]] : []),
   ];
