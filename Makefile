@@ -27,13 +27,13 @@ $(BIN)/tonearm: pyproject.toml
 # The web player's browser libraries come from npm (package-lock.json pins them) and are served
 # from static/vendor/ (gitignored); redone only when the lock file changes.
 VENDOR := src/tonearm/web/static/vendor
-$(VENDOR)/hls.min.js: package.json package-lock.json
+$(VENDOR)/hls.light.min.js: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p $(VENDOR)
 	cp node_modules/hls.js/LICENSE $(VENDOR)/hls.js.LICENSE
-	cp node_modules/hls.js/dist/hls.min.js $@
+	cp node_modules/hls.js/dist/hls.light.min.js $@
 
-setup: system-deps $(BIN)/tonearm $(VENDOR)/hls.min.js ## create the virtualenv, install Tonearm with its dev tools, vendor hls.js
+setup: system-deps $(BIN)/tonearm $(VENDOR)/hls.light.min.js ## create the virtualenv, install Tonearm with its dev tools, vendor hls.js
 
 migrate: setup ## upgrade the database schema
 	$(BIN)/tonearm migrate

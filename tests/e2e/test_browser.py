@@ -155,12 +155,12 @@ def test_like_build_and_reorder_a_playlist(demo_server: str) -> None:
 
         page.drag_and_drop("tr.track >> nth=2", "tr.track >> nth=0")  # the last to the top
         page.wait_for_function(
-            "document.querySelector('table.tracks td:nth-child(2)').textContent.includes('Song 2')"
+            "document.querySelector('table.tracks td.title').textContent.includes('Song 2')"
         )
         assert _rows(page) == ["Browser Song 2", "Browser Song 0", "Browser Song 1"]
         page.get_by_role("button", name="Move Browser Song 2 down").click()  # the keyboard's way
         page.wait_for_function(
-            "document.querySelector('table.tracks td:nth-child(2)').textContent.includes('Song 0')"
+            "document.querySelector('table.tracks td.title').textContent.includes('Song 0')"
         )
         assert _rows(page) == ["Browser Song 0", "Browser Song 2", "Browser Song 1"]
         page.get_by_role("button", name="Remove Browser Song 1").click()

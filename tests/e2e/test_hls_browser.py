@@ -26,7 +26,7 @@ from tonearm.domains.history.tables import playbacks
 from tonearm.kernel.db import make_engine
 
 pytestmark = pytest.mark.slow
-VENDOR = Path(__file__).parents[2] / "src/tonearm/web/static/vendor/hls.min.js"
+VENDOR = Path(__file__).parents[2] / "src/tonearm/web/static/vendor/hls.light.min.js"
 TRACK_S = 75  # long enough to climb, be throttled, switch down and go on playing
 THROTTLED_BPS = 120_000  # between the 96 and the 160 kb/s variant
 

@@ -186,6 +186,25 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
                 },
             )
 
+        @app.get("/sw.js", include_in_schema=False)
+        def service_worker() -> FileResponse:
+            """The Service Worker (offline start, installable app). Served from the root, as a
+            worker's scope is its script's directory; revalidated on every update check."""
+            return FileResponse(
+                WEB_DIR / "static" / "sw.js",
+                media_type="text/javascript",
+                headers={"Cache-Control": "no-cache"},
+            )
+
+        @app.get("/manifest.webmanifest", include_in_schema=False)
+        def web_manifest() -> FileResponse:
+            """The web app manifest: name, icons and colours for installing Tonearm as an app."""
+            return FileResponse(
+                WEB_DIR / "static" / "manifest.webmanifest",
+                media_type="application/manifest+json",
+                headers={"Cache-Control": "no-cache"},
+            )
+
         @app.get("/join/{code}", include_in_schema=False)
         def join(code: str) -> Response:
             """An invitation link: the web app shows what it is for and joins (after logging in)."""

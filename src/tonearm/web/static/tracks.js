@@ -13,8 +13,8 @@ export function shelvesHtml(feed) {
 }
 function shelfCard(x) {
   const names = (xs) => esc((xs || []).map((a) => a.name).join(", "));
-  if (x.type === "track") return `<a class="card" href="#/album/${esc(x.album?.id)}" data-play="${esc(x.id)}" aria-label="Play ${esc(x.name)}">
-    <img src="${esc(img(x.album?.images, 300))}" alt=""><div class="t">${esc(x.name)}</div><div class="s">${names(x.artists)}</div></a>`;
+  if (x.type === "track") return `<a class="card" href="#/album/${esc(x.album?.id)}" data-play="${esc(x.id)}">
+    <img src="${esc(img(x.album?.images, 300))}" alt=""><div class="t"><span class="sr-only">Play </span>${esc(x.name)}</div><div class="s">${names(x.artists)}</div></a>`;
   if (x.type === "album") return `<a class="card" href="#/album/${esc(x.id)}"><img src="${esc(img(x.images, 300))}" alt="">
     <div class="t">${esc(x.name)}</div><div class="s">${names(x.artists)}</div></a>`;
   if (x.type === "artist") return `<a class="card" href="#/artist/${esc(x.id)}"><img class="round" src="${esc(img(x.images, 300))}" alt="">
