@@ -182,7 +182,14 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
                 headers={
                     "Cache-Control": "no-cache",
                     "X-Frame-Options": "DENY",
-                    "Content-Security-Policy": "frame-ancestors 'none'",
+                    # Scripts only from here (no inline script, so HTML that slipped into a title
+                    # could not run even if it were ever rendered as markup); hls.js runs its
+                    # demuxer in a blob: worker. Media and fetches stay open: with an S3 blob
+                    # store, signed URLs point at the store's origin.
+                    "Content-Security-Policy": (
+                        "script-src 'self'; worker-src 'self' blob:; object-src 'none'; "
+                        "base-uri 'none'; frame-ancestors 'none'"
+                    ),
                 },
             )
 

@@ -889,7 +889,8 @@ def test_routes_leave_the_app_and_api_alone(client: TestClient, world: dict[str,
     assert index.status_code == 200 and "Tonearm" in index.text
     # The player refuses to be framed (only /embed/... may be).
     assert index.headers["x-frame-options"] == "DENY"
-    assert index.headers["content-security-policy"] == "frame-ancestors 'none'"
+    csp = index.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self';" in csp and "unsafe-inline" not in csp
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/track").status_code == 404
     page, _ = crawl(client, "/track/not-an-id", expect=404)
