@@ -126,7 +126,7 @@ def main() -> None:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
             )
-            page = browser.new_page()
+            page = browser.new_page(bypass_csp=True)
             page.goto(f"{base}/#/login")
             page.fill("input[name=email]", "w@example.com")
             page.fill("input[name=password]", "web bench pw")

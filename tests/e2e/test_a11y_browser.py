@@ -141,7 +141,7 @@ LOGGED_IN = {
 @pytest.fixture(scope="module")
 def listener(server: dict[str, Any], browser: Browser) -> Iterator[Page]:
     """A Premium listener's page with three downloads and a track in the player bar."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 800})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -166,7 +166,7 @@ def listener(server: dict[str, Any], browser: Browser) -> Iterator[Page]:
 
 @pytest.mark.parametrize("name", list(LOGGED_OUT))
 def test_logged_out_page(name: str, server: dict[str, Any], browser: Browser) -> None:
-    page = browser.new_page()
+    page = browser.new_page(bypass_csp=True)
     hash_, ready = LOGGED_OUT[name]
     page.goto(f"{server['base']}/{hash_}")
     result = _check(page, name, ready)

@@ -28,7 +28,7 @@ def demo_server(tmp_path: Path) -> Iterator[str]:
 def test_log_in_browse_covers_and_play(demo_server: str) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
+        page = browser.new_page(bypass_csp=True)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         log_in(page, demo_server)
@@ -95,7 +95,7 @@ def test_an_invitation_link_logs_in_and_joins_the_family_plan(demo_server: str, 
     assert invitation["url"].startswith(f"{demo_server}/join/")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
+        page = browser.new_page(bypass_csp=True)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(invitation["url"])
@@ -123,7 +123,7 @@ def _rows(page: Any) -> list[str]:
 def test_like_build_and_reorder_a_playlist(demo_server: str) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
+        page = browser.new_page(bypass_csp=True)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         log_in(page, demo_server)

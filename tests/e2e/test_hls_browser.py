@@ -141,7 +141,7 @@ def test_hls_adapts_to_a_throttled_network_and_reports_events(premium_server: di
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page()
+            page = browser.new_page(bypass_csp=True)
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             _log_in_and_play(page, base)
@@ -224,7 +224,7 @@ def test_expired_stream_urls_are_renewed_where_playback_was(premium_server: dict
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page()
+            page = browser.new_page(bypass_csp=True)
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             expired = {"on": False, "refused": 0, "grants": 0}

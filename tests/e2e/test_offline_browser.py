@@ -99,7 +99,7 @@ def test_download_then_start_offline_and_play(server: dict[str, Any]) -> None:
     with sync_playwright() as p:
         # A persistent profile: installability is not judged in incognito-like contexts.
         context = p.chromium.launch_persistent_context(
-            str(server["tmp"] / "profile"), executable_path=CHROMIUM, args=ARGS
+            str(server["tmp"] / "profile"), executable_path=CHROMIUM, args=ARGS, bypass_csp=True
         )
         page = context.pages[0] if context.pages else context.new_page()
         errors: list[str] = []
@@ -175,7 +175,7 @@ def test_an_expired_or_edited_licence_does_not_play(server: dict[str, Any]) -> N
     base = server["base"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
+        page = browser.new_page(bypass_csp=True)
         _premium_login(page, base)
         got = page.evaluate(DOWNLOAD_ALBUM)
         assert got["result"]["downloaded"] == 3, got
@@ -221,7 +221,7 @@ def test_a_free_listener_is_told_downloads_are_premium(server: dict[str, Any]) -
     assert r.status_code in (200, 201), r.text
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
+        page = browser.new_page(bypass_csp=True)
         log_in(page, base, user["email"], user["password"])
         page.wait_for_selector("#nav .badge:text('free')")
         got = page.evaluate(DOWNLOAD_ALBUM)
@@ -246,7 +246,7 @@ def test_licences_renew_online_and_revoked_downloads_are_deleted(server: dict[st
     base = server["base"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
+        page = browser.new_page(bypass_csp=True)
         _premium_login(page, base)
         got = page.evaluate(DOWNLOAD_ALBUM)
         assert got["result"]["downloaded"] == 3, got

@@ -18,6 +18,9 @@ import pytest
 from tests.e2e.test_server_and_worker import _free_port, _tonearm, _wait_ready
 from tests.helpers import make_tone
 
+# Pages are opened with bypass_csp=True: Playwright evaluates string predicates (wait_for_function)
+# and injected scripts (axe) with eval, which the app's Content-Security-Policy refuses.
+# test_pages_browser checks that the policy holds in a page that does not bypass it.
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
