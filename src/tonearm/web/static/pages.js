@@ -15,7 +15,14 @@ async function home() {
   view.innerHTML = (feed ? shelvesHtml(feed) : "") + `<h1>Albums</h1><p class="muted">${data.albums.total} albums</p><div class="grid">${data.albums.items.map((a) => `
     <a class="card" href="#/album/${a.id}"><img loading="lazy" src="${esc(img(a.images, 300))}" alt="">
     <div class="t">${esc(a.name)}</div><div class="s">${esc(a.artists.map((x) => x.name).join(", "))} · ${esc(a.release_date.slice(0, 4))}</div></a>`).join("")}</div>`;
-  view.querySelectorAll("[data-play]").forEach((el) => el.addEventListener("click", (e) => { e.preventDefault(); play(el.dataset.play); }));
+  // A track card plays its shelf from that track on (the shelf's other tracks are next up).
+  for (const shelf of feed?.shelves || []) {
+    const tracks = shelf.items.filter((x) => x.type === "track");
+    $$(`.shelf[data-shelf="${CSS.escape(shelf.id)}"] [data-play]`, view).forEach((el) => el.addEventListener("click", (e) => {
+      e.preventDefault();
+      playTracks(tracks, Math.max(0, tracks.findIndex((t) => t.id === el.dataset.play)));
+    }));
+  }
 }
 
 async function album(id) {
