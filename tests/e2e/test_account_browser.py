@@ -239,7 +239,7 @@ def test_history_and_stats_after_playing(server: dict[str, Any], page: Page) -> 
     _log_in(page, base, email)
     page.goto(f"{base}/#/album/{album['id']}")
     page.wait_for_selector("tr.track")
-    page.click("tr.track >> nth=0")
+    page.click("tr.track >> nth=0 >> td.dur")  # (not a link)
     # The 4-second tone plays to its end; the player reports it (the end is sent at once).
     page.wait_for_function("window.__tonearm.events.sent.some(e => e.type === 'end')", timeout=60_000)
     page.goto(f"{base}/#/history")
@@ -380,9 +380,9 @@ def test_subscribe_and_see_ads_disappear(server: dict[str, Any], page: Page) -> 
     page.goto(f"{base}/#/album/{album_id}")
     page.wait_for_selector("tr.track")
     # As a free listener: the ad comes before the ADS_EVERY-th track.
-    page.click("tr.track >> nth=0")
+    page.click("tr.track >> nth=0 >> td.dur")  # (not a link)
     page.wait_for_function("document.querySelector('#audio').currentTime > 0.2", timeout=60_000)
-    page.click("tr.track >> nth=1")
+    page.click("tr.track >> nth=1 >> td.dur")  # (not a link)
     page.wait_for_selector("#player[data-ad=true]", timeout=60_000)
     page.wait_for_selector("#player[data-ad=true]", state="detached", timeout=60_000)  # it played out
 

@@ -46,7 +46,7 @@ def test_log_in_browse_covers_and_play(demo_server: str) -> None:
         page.click(".grid .card >> nth=0")
         page.wait_for_selector("tr.track")
         assert page.locator("tr.track").count() == 3
-        page.click("tr.track >> nth=0")
+        page.click("tr.track >> nth=0 >> td.dur")  # (not a link)
         page.wait_for_function("document.querySelector('#audio').currentTime > 1", timeout=30_000)
         assert page.inner_text("#np-title") == "Browser Song 0"
         assert "kbps" in page.inner_text("#np-quality")

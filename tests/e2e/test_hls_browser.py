@@ -121,7 +121,7 @@ def _log_in_and_play(page: Page, base: str) -> None:
     page.click("button.primary")
     page.wait_for_selector("#nav .badge:text('premium')")
     page.click(".grid .card >> nth=0")  # an album (the home shelves come first)
-    page.click("tr.track >> nth=0")
+    page.click("tr.track >> nth=0 >> td.dur")  # (not a link)
     page.wait_for_function(
         "window.__tonearm.hls !== null && window.__tonearm.audio.currentTime > 3", timeout=30_000
     )

@@ -126,7 +126,7 @@ def _toast(page: Page, text: str) -> str:
 def test_a_row_plays_the_album_and_next_and_previous_follow_it(page: Page, server: dict[str, Any]) -> None:
     _log_in(page, server["base"], PREMIUM)
     _open_album(page, server)
-    page.click("table.tracks tr.track >> nth=1")
+    page.click("table.tracks tr.track >> nth=1 >> td.dur")  # (not a link)
     _playing(page, "Browser Song 1")
     page.click("#np-queue-btn")
     page.wait_for_selector("#q-next")
@@ -144,7 +144,7 @@ def test_a_row_plays_the_album_and_next_and_previous_follow_it(page: Page, serve
 def test_the_track_menu_plays_next_and_adds_to_the_queue(page: Page, server: dict[str, Any]) -> None:
     _log_in(page, server["base"], PREMIUM)
     _open_album(page, server)
-    page.click("table.tracks tr.track >> nth=0")
+    page.click("table.tracks tr.track >> nth=0 >> td.dur")  # (not a link)
     _playing(page, "Browser Song 0")
     page.get_by_role("button", name="More options for Browser Song 3", exact=True).click()
     page.get_by_role("menuitem", name="Play next", exact=True).click()
