@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from tests.e2e.test_server_and_worker import _tonearm
-from tests.e2e.webapp import ARGS, CHROMIUM, log_in, serve_demo
+from tests.e2e.webapp import log_in, serve_demo, tonearm_cli
 
 pytestmark = pytest.mark.slow
 
@@ -34,12 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         pytest.fail("axe-core is missing: `make setup` (npm ci) installs it into node_modules/")
     tmp = tmp_path_factory.mktemp("a11y")
     with serve_demo(tmp, tracks=3, seconds=30) as base:
-        env = {**os.environ, "TONEARM_DATA_DIR": str(tmp / "data"), "TONEARM_LOG_LEVEL": "WARNING"}
-        subprocess.run(
-            _tonearm("user", "premium", "--email", "b@example.com", "--plan", "premium_individual"),
-            env=env,
-            check=True,
-            capture_output=True,
+        tonearm_cli(
+            tmp / "data", "user", "premium", "--email", "b@example.com", "--plan", "premium_individual"
         )
         tok = httpx.post(
             f"{base}/api/token",
@@ -65,14 +59,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             "artist": album["artists"][0]["id"],
             "playlist": playlist["id"],
         }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _violations(page: Page) -> list[dict[str, Any]]:

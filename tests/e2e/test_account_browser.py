@@ -7,18 +7,15 @@ One server for the module; every test makes its own listener, so none depends on
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
-from tests.e2e.test_server_and_worker import _tonearm
-from tests.e2e.webapp import ARGS, CHROMIUM, log_in, serve_demo
+from tests.e2e.webapp import log_in, serve_demo, tonearm_cli
 from tests.helpers import make_tone
 
 pytestmark = pytest.mark.slow
@@ -32,27 +29,7 @@ _seq = itertools.count()
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("account")
     with serve_demo(tmp, tracks=4, seconds=4, TONEARM_ADS_EVERY_TRACKS=str(ADS_EVERY)) as base:
-        env = {**os.environ, "TONEARM_DATA_DIR": str(tmp / "data"), "TONEARM_LOG_LEVEL": "WARNING"}
-        yield {"base": base, "env": env, "tmp": tmp}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(bypass_csp=True)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    context.close()
-    assert errors == [], errors
+        yield {"base": base, "tmp": tmp}
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -314,24 +291,20 @@ def test_share_a_track_and_open_its_public_page(server: dict[str, Any], page: Pa
 
 
 def _make_ad(server: dict[str, Any]) -> None:
-    base, env, tmp = server["base"], server["env"], server["tmp"]
+    base, tmp = server["base"], server["tmp"]
     admin = {"email": f"ads{next(_seq)}-{time.monotonic_ns()}@example.com", "password": "admin pw!"}
-    subprocess.run(
-        _tonearm(
-            "user",
-            "create",
-            "--email",
-            admin["email"],
-            "--name",
-            "Ads",
-            "--role",
-            "admin",
-            "--password",
-            admin["password"],
-        ),
-        env=env,
-        check=True,
-        capture_output=True,
+    tonearm_cli(
+        tmp / "data",
+        "user",
+        "create",
+        "--email",
+        admin["email"],
+        "--name",
+        "Ads",
+        "--role",
+        "admin",
+        "--password",
+        admin["password"],
     )
     token = _token(base, admin["email"], admin["password"])
     src = make_tone(tmp / "ad.flac", seconds=2, freq=880, tags={"title": "An Ad", "artist": "Sponsor"})

@@ -5,8 +5,6 @@ licence does not play; the app is installable."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tests.e2e.test_server_and_worker import _tonearm
-from tests.e2e.webapp import ARGS, CHROMIUM, log_in, serve_demo
+from tests.e2e.webapp import ARGS, CHROMIUM, log_in, serve_demo, tonearm_cli
 
 pytestmark = pytest.mark.slow
 
@@ -75,12 +72,8 @@ UNTIL = """async ([predicate, arg]) => {
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("offline")
     with serve_demo(tmp, tracks=3, seconds=8) as base:
-        env = {**os.environ, "TONEARM_DATA_DIR": str(tmp / "data"), "TONEARM_LOG_LEVEL": "WARNING"}
-        subprocess.run(
-            _tonearm("user", "premium", "--email", "b@example.com", "--plan", "premium_individual"),
-            env=env,
-            check=True,
-            capture_output=True,
+        tonearm_cli(
+            tmp / "data", "user", "premium", "--email", "b@example.com", "--plan", "premium_individual"
         )
         yield {"base": base, "tmp": tmp}
 

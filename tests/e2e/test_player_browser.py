@@ -10,8 +10,6 @@ runs; that test comes last, as the ad is the server's)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Page, Route
 
-from tests.e2e.test_server_and_worker import _tonearm
-from tests.e2e.webapp import ARGS, CHROMIUM, log_in, serve_demo
+from tests.e2e.webapp import log_in, serve_demo, tonearm_cli
 from tests.helpers import make_tone
 
 pytestmark = pytest.mark.slow
@@ -33,42 +30,30 @@ AD_LISTENER = ("f@example.com", "free listener pw")
 ADMIN = ("a@example.com", "admin pw")
 
 
-def _cli(env: dict[str, str], *args: str) -> None:
-    subprocess.run(_tonearm(*args), env=env, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("player")
     extra = {"TONEARM_FREE_SKIPS_PER_HOUR": "2", "TONEARM_ADS_EVERY_TRACKS": "1"}
     with serve_demo(tmp, tracks=TRACKS, seconds=30, **extra) as base:
-        env = {**os.environ, "TONEARM_DATA_DIR": str(tmp / "data"), "TONEARM_LOG_LEVEL": "WARNING", **extra}
         users = ((PREMIUM, "Pat", "listener"), (AD_LISTENER, "Fay", "listener"), (ADMIN, "Ada", "admin"))
         for (email, pw), name, role in users:
-            _cli(env, "user", "create", "--email", email, "--name", name, "--role", role, "--password", pw)
-        _cli(env, "user", "premium", "--email", PREMIUM[0], "--days", "2")
+            tonearm_cli(
+                tmp / "data",
+                "user",
+                "create",
+                "--email",
+                email,
+                "--name",
+                name,
+                "--role",
+                role,
+                "--password",
+                pw,
+            )
+        tonearm_cli(tmp / "data", "user", "premium", "--email", PREMIUM[0], "--days", "2")
         album = httpx.get(f"{base}/v1/browse/new-releases?limit=1").json()["albums"]["items"][0]
         tracks = httpx.get(f"{base}/v1/albums/{album['id']}/tracks?limit=50").json()["items"]
         yield {"base": base, "album": album["id"], "tracks": tracks, "tmp": tmp}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(bypass_csp=True)  # (Playwright evaluates its string predicates)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    context.close()
-    assert errors == []
 
 
 def _log_in(page: Page, base: str, who: tuple[str, str]) -> None:

@@ -95,6 +95,12 @@ def serve_demo(tmp_path: Path, *, tracks: int = 3, seconds: int = 4, **env_extra
         proc.wait(20)
 
 
+def tonearm_cli(data_dir: Path, *args: str, **extra_env: str) -> None:
+    """`tonearm <args>` against a test server's data directory (users, plans, roles)."""
+    env = {**os.environ, "TONEARM_DATA_DIR": str(data_dir), "TONEARM_LOG_LEVEL": "WARNING", **extra_env}
+    subprocess.run(_tonearm(*args), env=env, check=True, capture_output=True)
+
+
 def log_in(page: Any, base: str, email: str = "b@example.com", password: str = "browser pw") -> None:  # noqa: S107 (the test listener)
     page.goto(f"{base}/#/login")
     page.fill("input[name=email]", email)

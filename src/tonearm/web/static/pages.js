@@ -34,8 +34,8 @@ async function album(id) {
     <div><div class="muted">${esc(a.album_type)}</div><h1>${esc(a.name)}</h1><div>${a.artists.map((x) => `<a href="#/artist/${esc(x.id)}">${esc(x.name)}</a>`).join(", ")} · ${esc(a.release_date)} · ${a.total_tracks} tracks</div>
     <div class="muted">${esc(a.genres.join(", "))}</div>${headActions(a.name, "album", a.id)}</div></div>
     ${trackTable(tracks, { numbers: tracks.map((t) => t.track_number) })}`;
-  await wireHead("album", a.id, a.name, tracks);
-  await wireTracks(view, tracks);
+  // Both attach their handlers at once (a click never lands on a dead row), then fill in states.
+  await Promise.all([wireTracks(view, tracks), wireHead("album", a.id, a.name, tracks)]);
 }
 
 // The buttons under a page's title: Play, Save/Follow, Share, Download (Premium) and Radio.
@@ -100,9 +100,11 @@ async function playlistView(id) {
     <div><a href="#/user/${esc(p.owner.id)}">${esc(p.owner.display_name || "")}</a> · ${p.tracks.total} tracks</div><div class="muted">${esc(p.description || "")}</div>
     ${headActions(p.name, "playlist", p.id)}${mine ? '<button id="edit">Edit details</button>' : ""}</div></div>
     ${tracks.length ? trackTable(tracks, { editable, art: true }) : `<p class="muted">Empty: + on any track adds it here.</p>`}`;
-  await wireHead("playlist", p.id, p.name, tracks);
   $("#edit")?.addEventListener("click", () => editPlaylist(p));
-  await wireTracks(view, tracks, { playlist: editable ? { id: p.id, snapshot_id: p.snapshot_id } : null, changed: () => playlistView(id) });
+  await Promise.all([
+    wireTracks(view, tracks, { playlist: editable ? { id: p.id, snapshot_id: p.snapshot_id } : null, changed: () => playlistView(id) }),
+    wireHead("playlist", p.id, p.name, tracks),
+  ]);
 }
 
 // Edit a playlist's name, description, visibility and cover (any image: it is scaled to a
@@ -290,8 +292,7 @@ async function artist(id) {
     <h2>Albums</h2><div class="grid">${albums.items.map((x) => `
     <a class="card" href="#/album/${esc(x.id)}"><img loading="lazy" src="${esc(img(x.images, 300))}" alt=""><div class="t">${esc(x.name)}</div>
     <div class="s">${esc((x.release_date || "").slice(0, 4))} · ${esc(x.album_type)}</div></a>`).join("")}</div>`;
-  await wireHead("artist", a.id, a.name, top.tracks);
-  await wireTracks(view, top.tracks);
+  await Promise.all([wireTracks(view, top.tracks), wireHead("artist", a.id, a.name, top.tracks)]);
 }
 
 // A track's own page (a shared link's target in the app): cover, credits, the album's other tracks.
@@ -304,8 +305,7 @@ async function trackPage(id) {
     <div>${t.artists.map((x) => `<a href="#/artist/${esc(x.id)}">${esc(x.name)}</a>`).join(", ")} · <a href="#/album/${esc(t.album?.id)}">${esc(t.album?.name)}</a> · ${fmt(t.duration_ms)}</div>
     ${t.description ? `<p class="muted">${esc(t.description)}</p>` : ""}${headActions(t.name, "track", t.id)}</div></div>
     ${trackTable([t], { art: false })}`;
-  await wireHead("track", t.id, t.name, [t]);
-  await wireTracks(view, [t]);
+  await Promise.all([wireTracks(view, [t]), wireHead("track", t.id, t.name, [t])]);
 }
 
 // An invitation link (/join/<code> redirects here): what it is for, and a button to join.
