@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 from tonearm.adapters.payments import sandbox as sandbox_gateway
 from tonearm.config import Settings
+from tonearm.domains.accounts.credentials import CredentialService
 from tonearm.domains.accounts.service import AccountService
 from tonearm.domains.billing import tasks as billing_tasks
 from tonearm.domains.billing.service import SWEEP_JOB, BillingService
@@ -21,6 +22,7 @@ from tonearm.domains.entitlements.service import EntitlementService
 from tonearm.domains.history.service import HistoryService
 from tonearm.domains.ingest import tasks as ingest_tasks
 from tonearm.domains.ingest.importer import Importer
+from tonearm.domains.ingest.scans import LibraryScans
 from tonearm.domains.ingest.service import IngestService
 from tonearm.domains.library.playlists import PlaylistService
 from tonearm.domains.library.service import LibraryService
@@ -168,6 +170,8 @@ class Container:
     devices: DeviceService
     billing: BillingService
     recs: RecsService
+    credentials: CredentialService
+    scans: LibraryScans
     _workers: list[tuple[Worker, threading.Thread]] = field(default_factory=list)
 
     def worker(self, name: str | None = None) -> Worker:
@@ -293,6 +297,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         db, blobs, jobs, clock, catalog, library, playlists, entitlements, public_url=settings.public_url
     )
     library.on_change(recs.forget)  # a like or follow shows in recommendations on the next request
+    credentials = CredentialService(db, clock, settings.resolved_secret_key())
     return Container(
         settings,
         clock,
@@ -324,7 +329,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
             settings.resolved_secret_key(),
             settings.public_url,
             tmp_dir=settings.data_dir / "tmp",
-            before_delete=[billing.before_account_deleted],
+            before_delete=[billing.before_account_deleted, credentials.before_account_deleted],
         ),
         playlists=playlists,
         entitlements=entitlements,
@@ -334,4 +339,6 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         devices=devices,
         billing=billing,
         recs=recs,
+        credentials=credentials,
+        scans=LibraryScans(db, jobs, clock, importer, settings.library_dir),
     )

@@ -212,6 +212,30 @@ def user_premium(email: str, plan_id: str, days: int) -> None:
     click.echo(f"{email} has {plan_id} for {days} days")
 
 
+@user.command("api-key")
+@click.option("--email", required=True)
+@click.option("--name", required=True, help="What the key is for, e.g. 'Symfonium on my phone'.")
+def user_api_key(email: str, name: str) -> None:
+    """Create an API key for a Subsonic app or a ListenBrainz scrobbler, and print it (once)."""
+    from tonearm import migrate as m
+    from tonearm.bootstrap import bootstrap
+    from tonearm.kernel.errors import TonearmError
+
+    s = _settings()
+    m.upgrade(s.resolved_database_url)
+    c = bootstrap(s)
+    try:
+        found = c.credentials.user_by_name(email)
+        if found is None:
+            raise click.ClickException(f"no account with e-mail {email}")
+        created = c.credentials.create_key(found[0].user_id, name)
+    except TonearmError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        c.close()
+    click.echo(created["key"])
+
+
 if __name__ == "__main__":
     main()
 

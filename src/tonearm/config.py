@@ -56,9 +56,23 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = Field(3600, description="Bearer access token lifetime (Spotify uses 1 h).")
     refresh_token_ttl_s: int = Field(60 * 60 * 24 * 60, description="Refresh token lifetime.")
     login_attempts_per_minute: int = Field(10, description="Failed logins allowed per account+IP per minute.")
+    subsonic_legacy_auth: bool = Field(
+        False,
+        description=(
+            "Accept Subsonic's legacy `p=` (plain or `enc:` hex) password parameter, checked against "
+            "the app password. Off by default: the password travels in every URL."
+        ),
+    )
     uploads_per_hour: int = Field(100, description="Uploads allowed per user per hour.")
     max_upload_bytes: int = Field(1024 * 1024 * 1024, description="Largest accepted upload (bytes).")
     max_track_seconds: float = Field(4 * 3600, description="Longest accepted audio.")
+    library_dir: Path | None = Field(
+        None,
+        description=(
+            "A music folder on the server that an admin may rescan (Subsonic's startScan): new and "
+            "changed files are imported, unchanged ones skipped. Unset: nothing to rescan."
+        ),
+    )
     job_lease_s: int = Field(300, description="A running job not heartbeated for this long is retried.")
     job_max_attempts: int = Field(5, description="Attempts before a job is marked failed for good.")
     transcode_threads: int = Field(1, description="ffmpeg threads per transcode job.")

@@ -82,6 +82,21 @@ def seed_demo(
     for email, password, _name, role in DEMO_USERS:
         plan = " (Premium Individual, paid with the sandbox's test card 4242 4242 4242 4242)"
         click.echo(f"  {role:<9} {email} / {password}{plan if email == PREMIUM_EMAIL else ''}")
+    app_password = _demo_app_password(c, "listener@tonearm.local")
+    if app_password:
+        click.echo(
+            f"Subsonic apps (DSub, Symfonium, Feishin...): server {url}, user listener@tonearm.local, "
+            f"password {app_password} (the demo listener's app password; docs/subsonic.md)"
+        )
+
+
+def _demo_app_password(c: Container, email: str) -> str | None:
+    """The demo listener's Subsonic app password, made once, so a phone app can connect at once."""
+    found = c.credentials.user_by_name(email)
+    if found is None:
+        return None
+    caller, password = found
+    return password or c.credentials.reset_app_password(caller.user_id)
 
 
 def _drain_with_progress(c: Container, threads: int = 2) -> None:

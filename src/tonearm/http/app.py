@@ -25,6 +25,7 @@ from tonearm.domains.catalog import api as catalog_api
 from tonearm.domains.devices import api as devices_api
 from tonearm.domains.entitlements import api as entitlements_api
 from tonearm.domains.history import api as history_api
+from tonearm.domains.history import listenbrainz
 from tonearm.domains.ingest import api as ingest_api
 from tonearm.domains.library import api as library_api
 from tonearm.domains.library import playlists_api
@@ -36,6 +37,7 @@ from tonearm.domains.sharing import api as sharing_api
 from tonearm.domains.streaming import api as streaming_api
 from tonearm.http import errors
 from tonearm.http.responses import JSON
+from tonearm.subsonic import routes as subsonic_routes
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -86,6 +88,8 @@ PLAIN_ROUTES = [
     *search_api.ROUTES,
     *playlists_api.ROUTES,
     *devices_api.ROUTES,
+    *subsonic_routes.ROUTES,  # the Subsonic API (/rest/*): its own protocol, its own dispatch
+    *listenbrainz.ROUTES,  # ListenBrainz-compatible listen submission (/1/*) for scrobblers
 ]
 _PLAIN_PATHS = {route.endpoint: route.path for route in PLAIN_ROUTES}
 

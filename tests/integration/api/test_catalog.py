@@ -129,6 +129,12 @@ def test_catalog_bad_input(client: TestClient) -> None:
         "between 1 and 50"
         in client.get("/v1/tracks?ids=" + ",".join(["a" * 22] * 51)).json()["error"]["message"]
     )
+    for path, most in (("/v1/albums", 20), ("/v1/artists", 50)):
+        assert client.get(f"{path}?ids=").json()["error"]["status"] == 400
+        too_many = client.get(f"{path}?ids=" + ",".join(["a" * 22] * (most + 1))).json()
+        assert f"between 1 and {most}" in too_many["error"]["message"]
+        assert client.get(f"{path}?ids=short").json()["error"]["status"] == 400
+        assert client.get(f"{path}?ids=" + "Z" * 22).json() == {path.split("/")[-1]: [None]}
     assert (
         client.get("/v1/browse/new-releases?limit=0").json()["error"]["message"]
         == "limit: must be between 1 and 50"

@@ -20,13 +20,14 @@ from fastapi.testclient import TestClient
 
 from tests.helpers import make_settings
 from tonearm.bootstrap import Container, bootstrap
-from tonearm.domains.accounts.tables import sessions, users
+from tonearm.domains.accounts.tables import api_keys, app_passwords, sessions, users
 from tonearm.domains.billing.tables import invoices, payments, subscription_members, subscriptions
 from tonearm.domains.catalog.tables import albums, artists, image_variants, images, renditions, tracks
 from tonearm.domains.devices.tables import devices
-from tonearm.domains.history.tables import data_exports, play_events, plays
+from tonearm.domains.history.tables import data_exports, now_playing, play_events, plays
 from tonearm.domains.ingest.tables import uploads
-from tonearm.domains.library.tables import playlist_collaborators, playlist_entries, playlists
+from tonearm.domains.library.tables import playlist_collaborators, playlist_entries, playlists, ratings
+from tonearm.domains.player.tables import bookmarks, saved_queues
 from tonearm.domains.privacy.archive import COVERAGE
 from tonearm.domains.sharing.tables import share_links
 from tonearm.kernel import changes
@@ -175,6 +176,37 @@ def make_person(
                 created_at=now,
             )
         )
+        # What Subsonic apps keep: a rating, a bookmark, a saved queue, what plays now.
+        conn.execute(
+            sa.insert(ratings).values(
+                user_id=user_id, kind="album", item_id=seeded.albums["Jazz"], rating=4, updated_at=now
+            )
+        )
+        conn.execute(
+            sa.insert(bookmarks).values(
+                user_id=user_id,
+                track_id=liked,
+                position_ms=61_000,
+                comment=name,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        conn.execute(
+            sa.insert(saved_queues).values(
+                user_id=user_id,
+                track_ids=f'["{liked}", "{seeded.tracks["Halo"]}"]',
+                current_index=1,
+                position_ms=5000,
+                changed_at=now,
+                changed_by=f"{name}'s app",
+            )
+        )
+        conn.execute(
+            sa.insert(now_playing).values(user_id=user_id, track_id=liked, client="DSub", started_at=now)
+        )
+    c.credentials.create_key(user_id, f"{name}'s Symfonium")
+    c.credentials.reset_app_password(user_id)
     return Person(user_id, h, tok["access_token"], playlist, code)
 
 
@@ -260,6 +292,11 @@ def test_the_export_holds_the_users_data_and_nothing_of_anyone_else(
         "entitlements.json",
         "player_queue.json",
         "not_interested.json",
+        "ratings.json",
+        "bookmarks.json",
+        "saved_play_queue.json",
+        "now_playing.json",
+        "api_keys.json",
     }
     data = {name: json.loads(body) for name, body in files.items() if name.endswith(".json")}
     assert data["profile.json"]["email"] == "ada@example.com" and "password_hash" not in data["profile.json"]
@@ -286,6 +323,32 @@ def test_the_export_holds_the_users_data_and_nothing_of_anyone_else(
     }
     assert [d["name"] for d in data["devices.json"]] == ["Ada's phone"]
     assert data["billing.json"]["payments"][0]["amount_minor"] == 1099
+    jazz = seeded.albums["Jazz"]
+    assert data["ratings.json"] == [
+        {
+            "type": "album",
+            "rating": 4,
+            "updated_at": data["ratings.json"][0]["updated_at"],
+            "album": {"id": jazz, "uri": f"tonearm:album:{jazz}", "name": "Jazz"},
+        }
+    ]
+    assert [(b["track"]["name"], b["position_ms"], b["comment"]) for b in data["bookmarks.json"]] == [
+        ("Eple", 61_000, "Ada")
+    ]
+    queue = data["saved_play_queue.json"]
+    assert [t["name"] for t in queue["tracks"]] == ["Eple", "Halo"] and queue["current_index"] == 1
+    assert queue["position_ms"] == 5000 and queue["changed_by"] == "Ada's app"
+    assert (
+        data["now_playing.json"]["track"]["name"] == "Eple" and data["now_playing.json"]["client"] == "DSub"
+    )
+    [key] = data["api_keys.json"]
+    assert key["name"] == "Ada's Symfonium" and set(key) == {
+        "id",
+        "name",
+        "prefix",
+        "created_at",
+        "last_used_at",
+    }
     readme = files["README.txt"].decode()
     assert "ada@example.com" in readme and "plays.json                     (     2)  every play" in readme
 
@@ -295,7 +358,10 @@ def test_the_export_holds_the_users_data_and_nothing_of_anyone_else(
         secrets_ = [
             *conn.execute(sa.select(sessions.c.refresh_hash)).scalars(),
             *conn.execute(sa.select(users.c.password_hash)).scalars(),
+            *conn.execute(sa.select(api_keys.c.key_hash)).scalars(),
+            *conn.execute(sa.select(app_passwords.c.ciphertext)).scalars(),
         ]
+    secrets_ += [container.credentials.app_password(p.user_id)["app_password"] for p in (ada, bob)]
     for needle in ("bob@example.com", "Bobby's mix", bob.share_code, "Bobby's phone", "idem-", "pm_secret"):
         assert needle not in everything, needle
     for secret in secrets_:

@@ -674,6 +674,7 @@ def test_share_links_count_clicks_list_and_delete(
         "expired": False,
         "clicks": 0,
         "last_clicked_at": None,
+        "description": None,
     }
 
     for _ in range(2):
@@ -751,6 +752,39 @@ def test_share_links_expire_with_410(
     assert share["expired"] is True and share["clicks"] == 1  # the refused click does not count
     assert client.get("/oembed", params={"url": f"{BASE}/s/{code}"}).status_code == 410
     assert client.get("/v1/resolve", params={"uri": f"{BASE}/s/{code}"}).status_code == 410
+
+
+def test_share_links_change_note_and_expiry_in_place(
+    client: TestClient, container: Container, clock: FrozenClock, world: dict[str, Any]
+) -> None:
+    """PATCH keeps the link (its URL is what people were sent) and changes only what it is given."""
+    h = world["ada"]["headers"]
+    track = world["seeded"].tracks["Halo"]
+    made = client.post(
+        "/v1/me/shares",
+        json={"uri": f"tonearm:track:{track}", "expires_in": 60, "description": "  for Bob  "},
+        headers=h,
+    ).json()
+    code = made["code"]
+    assert made["description"] == "for Bob"
+    r = client.patch(f"/v1/me/shares/{code}", json={"expires_in": 7200}, headers=h)
+    assert r.status_code == 200, r.text
+    later = clock.now() + dt.timedelta(hours=2)
+    assert r.json()["expires_at"] == later.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert r.json()["description"] == "for Bob" and r.json()["url"] == made["url"]
+    clock.advance(120)  # past the first expiry: the link still leads on
+    assert client.get(f"/s/{code}", follow_redirects=False).status_code == 302
+    r = client.patch(f"/v1/me/shares/{code}", json={"never_expires": True, "description": ""}, headers=h)
+    assert r.json()["expires_at"] is None and r.json()["description"] is None
+    # Someone else's link is not there for them; bad values are refused in words.
+    bob = world["bob"]["headers"]
+    assert client.patch(f"/v1/me/shares/{code}", json={"description": "mine"}, headers=bob).status_code == 404
+    bad = client.patch(f"/v1/me/shares/{code}", json={"expires_in": 5}, headers=h)
+    assert bad.status_code == 400 and "expires_in" in bad.json()["error"]["message"]
+    assert (
+        client.patch(f"/v1/me/shares/{code}", json={"description": "x" * 301}, headers=h).status_code == 400
+    )
+    assert client.patch("/v1/me/shares/nope", json={"description": "x"}, headers=h).status_code == 404
 
 
 def test_share_link_bad_input_and_rate_limit(

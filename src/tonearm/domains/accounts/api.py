@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
+from pydantic import BaseModel, Field
 
 from tonearm.bootstrap import Container
 from tonearm.domains.accounts.schemas import PasswordChange, SignUp
@@ -122,4 +123,67 @@ def change_password(
     body: PasswordChange, user: Principal = Depends(current_user), c: Container = Depends(container)
 ) -> Response:
     c.accounts.change_password(user.user_id, body.current_password, body.new_password)
+    return Response(status_code=204)
+
+
+# Credentials for other apps (domains/accounts/credentials.py) ---------------------------------
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(..., description="What the key is for, e.g. 'Symfonium on my phone'.")
+
+
+@router.get("/v1/me/api-keys", tags=["accounts"], summary="Your API keys (Subsonic apps, scrobblers)")
+def list_api_keys(
+    user: Principal = Depends(current_user), c: Container = Depends(container)
+) -> dict[str, Any]:
+    """Each key's name, first characters, creation and last use; never the key itself."""
+    return {"items": c.credentials.keys(user.user_id)}
+
+
+@router.post("/v1/me/api-keys", status_code=201, tags=["accounts"], summary="Create an API key")
+def create_api_key(
+    body: ApiKeyCreate, user: Principal = Depends(current_user), c: Container = Depends(container)
+) -> dict[str, Any]:
+    """The response carries `key`, shown this once: Subsonic apps send it as `apiKey`,
+    ListenBrainz scrobblers as `Authorization: Token <key>`."""
+    return c.credentials.create_key(user.user_id, body.name)
+
+
+@router.delete("/v1/me/api-keys/{key_id}", status_code=204, tags=["accounts"], summary="Revoke an API key")
+def revoke_api_key(
+    key_id: str, user: Principal = Depends(current_user), c: Container = Depends(container)
+) -> Response:
+    if not is_valid_id(key_id):
+        raise NotFound("no such API key")
+    c.credentials.revoke_key(user.user_id, key_id)
+    return Response(status_code=204)
+
+
+@router.get("/v1/me/app-password", tags=["accounts"], summary="Your Subsonic app password")
+def get_app_password(
+    user: Principal = Depends(current_user), c: Container = Depends(container)
+) -> dict[str, Any]:
+    """For Subsonic apps that only know the token scheme (never your account password), with the
+    username to type beside it; `app_password` is null until you create one."""
+    row = c.accounts.get_user(user.user_id)
+    if row is None:
+        raise NotFound("no such user")
+    return {"username": row.email, **c.credentials.app_password(user.user_id)}
+
+
+@router.post("/v1/me/app-password", status_code=201, tags=["accounts"], summary="Make a new app password")
+def reset_app_password(
+    user: Principal = Depends(current_user), c: Container = Depends(container)
+) -> dict[str, Any]:
+    """A new one replaces the old at once: apps using the old one must be given the new one."""
+    c.credentials.reset_app_password(user.user_id)
+    return get_app_password(user, c)
+
+
+@router.delete("/v1/me/app-password", status_code=204, tags=["accounts"], summary="Remove the app password")
+def delete_app_password(
+    user: Principal = Depends(current_user), c: Container = Depends(container)
+) -> Response:
+    c.credentials.delete_app_password(user.user_id)
     return Response(status_code=204)

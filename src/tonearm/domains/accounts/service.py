@@ -25,7 +25,7 @@ from tonearm.domains.accounts.tables import sessions, users
 from tonearm.kernel.cache import TTLCache
 from tonearm.kernel.clock import Clock
 from tonearm.kernel.db import Database
-from tonearm.kernel.errors import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized
+from tonearm.kernel.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from tonearm.kernel.ids import new_id
 from tonearm.kernel.ratelimit import RateLimiter
 
@@ -366,6 +366,19 @@ class AccountService:
     def forget_sessions(self) -> None:
         """Drops this process's cache of live sessions (other processes' within its TTL), after
         sessions were revoked or deleted outside this service."""
+        self._live.clear()
+
+    def set_role(self, user_id: str, role: str) -> None:
+        """An admin's change of someone's role (Subsonic's updateUser adminRole). Takes effect on
+        the user's next request (cached sessions are dropped)."""
+        if role not in ROLES:
+            raise BadRequest(f"role: must be one of {', '.join(ROLES)}")
+        with self.db.write() as conn:
+            done = conn.execute(
+                sa.update(users).where(users.c.id == user_id).values(role=role, updated_at=self.clock.now())
+            ).rowcount
+        if not done:
+            raise NotFound(f"user {user_id} not found")
         self._live.clear()
 
     def get_user(self, user_id: str) -> sa.Row[Any] | None:

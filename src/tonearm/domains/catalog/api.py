@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from tonearm.bootstrap import Container
 from tonearm.domains.accounts.service import Principal
+from tonearm.domains.catalog.service import check_id
 from tonearm.http.auth import container, optional_user
-from tonearm.kernel.errors import BadRequest
+from tonearm.kernel.errors import BadRequest, NotFound
 
 router = APIRouter(tags=["catalog"])
 
@@ -55,6 +56,44 @@ def get_tracks(
     if not 1 <= len(wanted) <= 50:
         raise BadRequest("ids: give between 1 and 50 comma-separated ids")
     return {"tracks": c.catalog.tracks(wanted, _viewer(user))}
+
+
+def _several(ids: str, most: int) -> list[str]:
+    wanted = [i.strip() for i in ids.split(",") if i.strip()]
+    if not 1 <= len(wanted) <= most:
+        raise BadRequest(f"ids: give between 1 and {most} comma-separated ids")
+    return wanted
+
+
+@router.get("/v1/albums")
+def get_albums(
+    ids: str = Query(..., description="Comma-separated album ids, at most 20"),
+    user: Principal | None = Depends(optional_user),
+    c: Container = Depends(container),
+) -> dict[str, Any]:
+    """Spotify's "Get Several Albums": full album objects in the order asked, null where an id
+    names nothing (or nothing this listener may see)."""
+    out: list[dict[str, Any] | None] = []
+    for album_id in _several(ids, 20):
+        try:
+            out.append(c.catalog.album(album_id, _viewer(user)))
+        except NotFound:
+            out.append(None)
+    return {"albums": out}
+
+
+@router.get("/v1/artists")
+def get_artists(
+    ids: str = Query(..., description="Comma-separated artist ids, at most 50"),
+    c: Container = Depends(container),
+) -> Response:
+    """Spotify's "Get Several Artists": full artist objects in the order asked, null where an id
+    names nothing."""
+    wanted = _several(ids, 50)
+    for artist_id in wanted:
+        check_id(artist_id, "artist")
+    parts = [j if j is not None else b"null" for j in c.catalog.artists_json(wanted)]
+    return Response(b'{"artists":[' + b",".join(parts) + b"]}", media_type="application/json")
 
 
 @router.get("/v1/albums/{album_id}")

@@ -31,7 +31,7 @@ from tonearm.domains.catalog.tables import artists, genres, track_artists, track
 from tonearm.domains.history import stats
 from tonearm.domains.history.schemas import PlayerEvent
 from tonearm.domains.history.scores import MEDIUM_WINDOW, SHORT_WINDOW, score_rows
-from tonearm.domains.history.tables import listening_scores, play_events, playbacks, plays
+from tonearm.domains.history.tables import listening_scores, now_playing, play_events, playbacks, plays
 from tonearm.kernel.clock import Clock
 from tonearm.kernel.db import Database, UTCDateTime
 from tonearm.kernel.errors import BadRequest, NotFound
@@ -83,6 +83,24 @@ class ImportedPlay:
     played_at: dt.datetime
     ms_played: int
     context_uri: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListenResult:
+    """What `HistoryService.add_listens` did with a batch: plays added, and listens left out as
+    the same listening already stored (by another app, or the same one retrying)."""
+
+    added: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class NowPlaying:
+    """What a listener's app last said it is playing (`set_now_playing`)."""
+
+    track_id: str
+    client: str
+    started_at: dt.datetime
 
 
 class SkipGate(Protocol):
@@ -400,20 +418,7 @@ class HistoryService:
                         fresh.append(r)
                 if not fresh:
                     continue
-                conn.execute(
-                    sa.insert(plays),
-                    [
-                        {
-                            "user_id": user_id,
-                            "track_id": r.track_id,
-                            "played_at": r.played_at,
-                            "ms_played": r.ms_played,
-                            "context_uri": r.context_uri,
-                        }
-                        for r in fresh
-                    ],
-                )
-                _add_scores(conn, user_id, [(r.track_id, r.played_at, r.ms_played) for r in fresh])
+                self._insert_plays(conn, user_id, fresh)
                 for r in fresh:
                     per_track[r.track_id] += 1
                 added += len(fresh)
@@ -423,6 +428,135 @@ class HistoryService:
             self._summaries.forget(user_id)
             self._totals.forget(user_id)
         return added
+
+    # Listens reported by apps ------------------------------------------------------------------
+    def add_listens(self, user_id: str, listens: Sequence[ImportedPlay]) -> ListenResult:
+        """Plays an app reports after the fact (a Subsonic `scrobble`, a ListenBrainz listen):
+        counted like imported plays (`plays`, `listening_scores`, the tracks' play counts, in one
+        transaction), except that a listen overlapping a play already stored is left out.
+
+        One listening reaches the server by several roads: the web player counts it itself (at
+        the moment 30 s had been heard), a scrobbler watching that player sends it again as a
+        listen (dated when it started), a Subsonic app reports it with `reportPlayback` and then
+        scrobbles it. So a listen of a track whose `played_at` is less than the track's length
+        (at least 30 s) away from a stored play of the same track by the same listener, or from
+        an earlier listen of the batch, is the same listening: a duplicate. Back-to-back repeats
+        are a track's length apart and still count. Refuses the whole batch like `import_plays`
+        (NotFound for a missing track, BadRequest for a time in the future)."""
+        now = self.clock.now()
+        batch = sorted(listens, key=lambda r: (r.played_at, r.track_id))
+        for r in batch:
+            if r.played_at.tzinfo is None or r.played_at > now + MAX_SKEW:
+                raise BadRequest(f"played_at: {r.played_at.isoformat()} is not a past time with a zone")
+            if r.ms_played < 0:
+                raise BadRequest(f"ms_played: must not be negative, not {r.ms_played}")
+        if not batch:
+            return ListenResult(0, 0)
+        track_ids = sorted({r.track_id for r in batch})
+        with self.db.write() as conn:
+            length: dict[str, int] = {}
+            for i in range(0, len(track_ids), 500):
+                for tid, ms in conn.execute(
+                    sa.select(tracks.c.id, tracks.c.duration_ms).where(
+                        tracks.c.id.in_(track_ids[i : i + 500])
+                    )
+                ):
+                    length[tid] = max(int(ms or 0), PLAY_THRESHOLD_MS)
+            missing = [t for t in track_ids if t not in length]
+            if missing:
+                raise NotFound(f"track {missing[0]} not found")
+            widest = dt.timedelta(milliseconds=max(length.values()))
+            stored: dict[str, list[dt.datetime]] = defaultdict(list)
+            for i in range(0, len(track_ids), 500):
+                for tid, at in conn.execute(
+                    sa.select(plays.c.track_id, plays.c.played_at).where(
+                        plays.c.user_id == user_id,
+                        plays.c.track_id.in_(track_ids[i : i + 500]),
+                        plays.c.played_at > batch[0].played_at - widest,
+                        plays.c.played_at < batch[-1].played_at + widest,
+                    )
+                ):
+                    stored[tid].append(at)
+            fresh: list[ImportedPlay] = []
+            for r in batch:
+                window = dt.timedelta(milliseconds=length[r.track_id])
+                at = r.played_at.astimezone(dt.UTC)
+                if any(abs(at - other) < window for other in stored[r.track_id]):
+                    continue
+                stored[r.track_id].append(at)
+                fresh.append(r)
+            if fresh:
+                self._insert_plays(conn, user_id, fresh)
+                per_track: dict[str, int] = defaultdict(int)
+                for r in fresh:
+                    per_track[r.track_id] += 1
+                self.catalog.add_plays(conn, dict(sorted(per_track.items())))
+        if fresh:  # after the commit, as in record()
+            self._summaries.forget(user_id)
+            self._totals.forget(user_id)
+        return ListenResult(len(fresh), len(batch) - len(fresh))
+
+    @staticmethod
+    def _insert_plays(conn: sa.Connection, user_id: str, rows: Sequence[ImportedPlay]) -> None:
+        conn.execute(
+            sa.insert(plays),
+            [
+                {
+                    "user_id": user_id,
+                    "track_id": r.track_id,
+                    "played_at": r.played_at,
+                    "ms_played": r.ms_played,
+                    "context_uri": r.context_uri,
+                }
+                for r in rows
+            ],
+        )
+        _add_scores(conn, user_id, [(r.track_id, r.played_at, r.ms_played) for r in rows])
+
+    def latest_playback(self, user_id: str, track_id: str, prefix: str, since: dt.datetime) -> str | None:
+        """The id of the listener's playback of this track, among those whose id starts with
+        `prefix` (one app's), most recently updated at or after `since`; None if there is none.
+        Lets an app that reports a playhead without a playback id go on with its listening."""
+        with self.db.read() as conn:
+            found = conn.execute(
+                sa.select(playbacks.c.id)
+                .where(
+                    playbacks.c.user_id == user_id,
+                    playbacks.c.track_id == track_id,
+                    playbacks.c.id.startswith(prefix, autoescape=True),
+                    playbacks.c.updated_at >= since,
+                )
+                .order_by(playbacks.c.updated_at.desc(), playbacks.c.id.desc())
+                .limit(1)
+            ).scalar()
+        return str(found) if found is not None else None
+
+    # Now playing -------------------------------------------------------------------------------
+    def set_now_playing(self, user_id: str, track_id: str, client: str, started_at: dt.datetime) -> None:
+        """Records what the listener's app is playing (one entry per listener: the latest wins).
+        The caller has checked that the listener may see the track."""
+        values = {"track_id": track_id, "client": client[:100], "started_at": started_at}
+        with self.db.write() as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(now_playing).values(user_id=user_id, **values)
+            conn.execute(stmt.on_conflict_do_update(index_elements=[now_playing.c.user_id], set_=values))
+
+    def now_playing_of(self, user_id: str) -> NowPlaying | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(now_playing.c.track_id, now_playing.c.client, now_playing.c.started_at).where(
+                    now_playing.c.user_id == user_id
+                )
+            ).first()
+        return NowPlaying(row.track_id, row.client, row.started_at) if row is not None else None
+
+    def clear_now_playing(self, user_id: str, track_id: str | None = None) -> None:
+        """Forgets what the listener is playing (only if it is `track_id`, when given)."""
+        stmt = sa.delete(now_playing).where(now_playing.c.user_id == user_id)
+        if track_id is not None:
+            stmt = stmt.where(now_playing.c.track_id == track_id)
+        with self.db.write() as conn:
+            conn.execute(stmt)
 
     # Recently played ---------------------------------------------------------------------------
     def recently_played(

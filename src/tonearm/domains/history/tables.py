@@ -99,3 +99,14 @@ data_exports = sa.Table(
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.CheckConstraint("status in ('pending','ready','failed')", name="status"),
 )
+
+# What each listener's app said it is playing now (scrobble with submission=false), for
+# getNowPlaying; an entry older than the track's length is stale and not shown.
+now_playing = sa.Table(
+    "now_playing",
+    metadata,
+    fk("user_id", "users.id", primary_key=True),
+    fk("track_id", "tracks.id"),
+    sa.Column("client", sa.String(100), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+)

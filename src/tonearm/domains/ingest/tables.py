@@ -35,3 +35,21 @@ import_files = sa.Table(
     sa.Column("error", sa.String(500), nullable=True),
     sa.Column("imported_at", UTCDateTime(), nullable=False),
 )
+
+# Rescans of the server's music folder (`library_dir`), started by an admin (Subsonic's startScan)
+# and run by a job: getScanStatus reads the newest row, so any process can answer it.
+library_scans = sa.Table(
+    "library_scans",
+    metadata,
+    id_column(),
+    sa.Column("status", sa.String(16), nullable=False, server_default="queued"),
+    sa.Column("found", sa.Integer(), nullable=False, server_default="0"),  # files to read (new/changed)
+    sa.Column("done", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("imported", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("unchanged", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("error", sa.String(300), nullable=True),
+    created_at(),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint("status in ('queued','running','done','failed')", name="status"),
+)

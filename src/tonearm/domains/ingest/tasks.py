@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tonearm.domains.ingest.scans import SCAN_JOB
 from tonearm.domains.ingest.service import AUDIO_FEATURES_JOB
 from tonearm.workers.runner import TaskRegistry
 
@@ -27,3 +28,7 @@ def register(registry: TaskRegistry) -> None:
     @registry.task(AUDIO_FEATURES_JOB)
     def audio_features(c: Container, payload: dict[str, Any]) -> None:
         c.ingest.measure_audio_features(payload["track_id"])
+
+    @registry.task(SCAN_JOB)
+    def library_scan(c: Container, payload: dict[str, Any]) -> None:
+        c.scans.run(payload["scan_id"])

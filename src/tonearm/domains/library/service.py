@@ -24,13 +24,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from tonearm.domains.catalog.service import CatalogService, check_id
 from tonearm.domains.catalog.tables import albums, artists, track_artists, tracks
-from tonearm.domains.library.tables import album_saves, artist_follows, track_likes
+from tonearm.domains.library.tables import album_saves, artist_follows, ratings, track_likes
 from tonearm.kernel.clock import Clock
 from tonearm.kernel.db import Database
 from tonearm.kernel.errors import BadRequest, NotFound
 from tonearm.kernel.paging import check_window, page
 
 MAX_IDS = 50  # Spotify's limit for one call
+MAX_RATING = 5  # ratings are 1 to 5 stars (Subsonic's setRating); 0 removes one
 Kind = Literal["track", "album"]
 IdKind = Literal["track", "album", "artist"]
 
@@ -316,6 +317,44 @@ class LibraryService:
             f"{self.catalog.base}/v1/me/feed/releases", items, limit=limit, offset=offset, total=total
         )
 
+    # Ratings ------------------------------------------------------------------------------------
+    def rate(self, user_id: str, kind: IdKind, item_id: str, rating: int) -> None:
+        """Sets the listener's 1-5 star rating of a track, album or artist; 0 removes it. Only what
+        they may see can be rated: a track that is public or theirs, an album or artist with such
+        a track (another listener's private upload is as good as missing)."""
+        if not 0 <= rating <= MAX_RATING:
+            raise BadRequest(
+                f"rating: must be between 1 and {MAX_RATING}, or 0 to remove the rating, not {rating}"
+            )
+        key = sa.and_(ratings.c.user_id == user_id, ratings.c.kind == kind, ratings.c.item_id == item_id)
+        with self.db.write() as conn:
+            if not conn.execute(sa.select(_rateable(user_id, kind, item_id))).scalar():
+                raise NotFound(f"{kind} {item_id} not found")
+            if rating == 0:
+                conn.execute(sa.delete(ratings).where(key))
+                return
+            now = self.clock.now()
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(ratings).values(
+                user_id=user_id, kind=kind, item_id=item_id, rating=rating, updated_at=now
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[ratings.c.user_id, ratings.c.kind, ratings.c.item_id],
+                    set_={"rating": rating, "updated_at": now},
+                )
+            )
+
+    def rating(self, user_id: str, kind: IdKind, item_id: str) -> int | None:
+        """The listener's rating of one item, or None."""
+        with self.db.read() as conn:
+            found = conn.execute(
+                sa.select(ratings.c.rating).where(
+                    ratings.c.user_id == user_id, ratings.c.kind == kind, ratings.c.item_id == item_id
+                )
+            ).scalar()
+        return int(found) if found is not None else None
+
     # Spotify's /v1/me/library: tracks and albums by URI ------------------------------------------
     def add_to_library(self, user_id: str, items: list[tuple[IdKind, str]]) -> None:
         for kind, ids in _by_kind(items).items():
@@ -343,6 +382,21 @@ class LibraryService:
             if yes
         }
         return [item in found for item in items]
+
+
+def _rateable(user_id: str, kind: IdKind, item_id: str) -> sa.ColumnElement[bool]:
+    """The item exists and the user may see it (through a track of theirs or a public one)."""
+    seen = _visible_tracks(user_id)
+    if kind == "track":
+        return sa.exists().where(tracks.c.id == item_id, seen)
+    if kind == "album":
+        return sa.exists().where(tracks.c.album_id == item_id, seen)
+    return sa.or_(
+        sa.exists().where(albums.c.artist_id == item_id, tracks.c.album_id == albums.c.id, seen),
+        sa.exists().where(
+            track_artists.c.artist_id == item_id, tracks.c.id == track_artists.c.track_id, seen
+        ),
+    )
 
 
 def _by_kind(items: list[tuple[IdKind, str]]) -> dict[IdKind, list[str]]:

@@ -67,3 +67,17 @@ artist_follows = sa.Table(
     fk("artist_id", "artists.id", primary_key=True, index=True),
     sa.Column("followed_at", UTCDateTime(), nullable=False),
 )
+
+# A listener's 1-5 star rating of a track, album or artist (Subsonic's setRating; 0 removes it).
+# `item_id` has no foreign key, as it names any of three tables; readers join and skip what is gone.
+ratings = sa.Table(
+    "ratings",
+    metadata,
+    fk("user_id", "users.id", primary_key=True),
+    sa.Column("kind", sa.String(8), primary_key=True),  # track|album|artist
+    sa.Column("item_id", sa.String(22), primary_key=True),
+    sa.Column("rating", sa.Integer(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("kind in ('track','album','artist')", name="kind"),
+    sa.CheckConstraint("rating between 1 and 5", name="rating"),
+)

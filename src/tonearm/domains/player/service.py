@@ -38,7 +38,7 @@ from tonearm.domains.catalog.service import CatalogService, check_id
 from tonearm.domains.entitlements.service import EntitlementService
 from tonearm.domains.library.playlists import PlaylistService
 from tonearm.domains.player.schemas import PlayRequest
-from tonearm.domains.player.tables import player_queues
+from tonearm.domains.player.tables import bookmarks, player_queues, saved_queues
 from tonearm.kernel.clock import Clock
 from tonearm.kernel.db import Database
 from tonearm.kernel.errors import BadRequest, NotFound
@@ -48,6 +48,8 @@ MAX_URIS = 1000  # tracks per `PUT /v1/me/player/play` with `uris`
 MAX_QUEUE = 10_000  # tracks in a queue (a context is cut there; a playlist holds at most this)
 TRACKDONE_SLACK_MS = 10_000  # a "trackdone" this close to the end is believed (buffering, clocks)
 QUEUE_SHOWN = 50  # upcoming tracks `GET /v1/me/player/queue` lists
+MAX_COMMENT = 500  # characters of a bookmark's comment
+MAX_CLIENT = 100  # characters of the app name a saved queue keeps
 REPEAT_STATES = ("off", "track", "context")
 CONTEXT_KINDS = ("album", "playlist", "artist")
 _SCHEMES = ("tonearm", "spotify")
@@ -68,6 +70,26 @@ class Queue:
     @property
     def current(self) -> str | None:
         return self.track_ids[self.position] if 0 <= self.position < len(self.track_ids) else None
+
+
+@dataclass(frozen=True, slots=True)
+class SavedQueue:
+    """The queue a Subsonic app saved (savePlayQueue) for another app to carry on from."""
+
+    track_ids: list[str]
+    current_index: int | None
+    position_ms: int
+    changed_at: dt.datetime
+    changed_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bookmark:
+    track_id: str
+    position_ms: int
+    comment: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 def no_playback() -> NotFound:
@@ -480,6 +502,96 @@ class PlayerService:
     @staticmethod
     def _device(device_id: str | None) -> dict[str, Any]:
         return {"device_id": device_id} if device_id is not None else {}
+
+    # The queue Subsonic apps save ---------------------------------------------------------------
+    # Apart from the server-side player's queue above: an app saves what it plays on its own, and
+    # another app (or the same one later) reads it back; nothing here moves on by itself.
+    def save_queue(
+        self,
+        user_id: str,
+        track_ids: list[str],
+        current_index: int | None,
+        position_ms: int,
+        client: str,
+    ) -> None:
+        """Keeps the app's queue (duplicates allowed), the current index and the position in that
+        track; an empty queue clears it. Every track must be one the listener may see."""
+        if not track_ids:
+            with self.db.write() as conn:
+                conn.execute(sa.delete(saved_queues).where(saved_queues.c.user_id == user_id))
+            return
+        if len(track_ids) > MAX_QUEUE:
+            raise BadRequest(f"id: a saved queue holds at most {MAX_QUEUE} tracks, not {len(track_ids)}")
+        if current_index is None or not 0 <= current_index < len(track_ids):
+            raise BadRequest(f"current: must be an index of the queue, 0 to {len(track_ids) - 1}")
+        if position_ms < 0:
+            raise BadRequest("position: must not be negative")
+        self._check_tracks(track_ids, user_id)
+        values = {
+            "track_ids": orjson.dumps(track_ids).decode(),
+            "current_index": current_index,
+            "position_ms": position_ms,
+            "changed_at": self.clock.now(),
+            "changed_by": client[:MAX_CLIENT] or "unknown",
+        }
+        with self.db.write() as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(saved_queues).values(user_id=user_id, **values)
+            conn.execute(stmt.on_conflict_do_update(index_elements=[saved_queues.c.user_id], set_=values))
+
+    def saved_queue(self, user_id: str) -> SavedQueue | None:
+        with self.db.read() as conn:
+            r = conn.execute(sa.select(saved_queues).where(saved_queues.c.user_id == user_id)).first()
+        if r is None:
+            return None
+        return SavedQueue(
+            list(orjson.loads(r.track_ids)), r.current_index, r.position_ms, r.changed_at, r.changed_by
+        )
+
+    # Bookmarks ----------------------------------------------------------------------------------
+    def set_bookmark(self, user_id: str, track_id: str, position_ms: int, comment: str | None) -> None:
+        """Where the listener stopped in a track (one bookmark per track: a new one replaces it)."""
+        if position_ms < 0:
+            raise BadRequest("position: must not be negative")
+        if comment is not None and len(comment) > MAX_COMMENT:
+            raise BadRequest(f"comment: at most {MAX_COMMENT} characters, not {len(comment)}")
+        if self.catalog.tracks_json([track_id], user_id)[0] is None:
+            raise NotFound(f"track {track_id} not found")
+        now = self.clock.now()
+        with self.db.write() as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(bookmarks).values(
+                user_id=user_id,
+                track_id=track_id,
+                position_ms=position_ms,
+                comment=comment or None,
+                created_at=now,
+                updated_at=now,
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[bookmarks.c.user_id, bookmarks.c.track_id],
+                    set_={"position_ms": position_ms, "comment": comment or None, "updated_at": now},
+                )
+            )
+
+    def bookmarks(self, user_id: str) -> list[Bookmark]:
+        """The listener's bookmarks, the newest change first."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(bookmarks)
+                .where(bookmarks.c.user_id == user_id)
+                .order_by(bookmarks.c.updated_at.desc(), bookmarks.c.track_id)
+            ).all()
+        return [Bookmark(r.track_id, r.position_ms, r.comment, r.created_at, r.updated_at) for r in rows]
+
+    def delete_bookmark(self, user_id: str, track_id: str) -> None:
+        with self.db.write() as conn:
+            gone = conn.execute(
+                sa.delete(bookmarks).where(bookmarks.c.user_id == user_id, bookmarks.c.track_id == track_id)
+            ).rowcount
+        if not gone:
+            raise NotFound(f"no bookmark for track {track_id[:22]}")
 
 
 def _advance(q: Queue, trackdone: bool) -> dict[str, Any]:

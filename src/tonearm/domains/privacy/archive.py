@@ -3,7 +3,8 @@
 The export spans every domain, so it reads their tables directly, read-only, in one transaction.
 `COVERAGE` says where each table that refers to a user ends up (a test checks that every such
 table in the schema is listed, so a new one cannot be forgotten). Secrets never leave: password
-and refresh-token hashes, payment method tokens, idempotency keys and blob keys are left out.
+and refresh-token hashes, API key hashes, the app password, payment method tokens, idempotency keys
+and blob keys are left out.
 Large histories (plays, player events) are streamed into the ZIP in batches, never held whole.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from tonearm.domains.accounts.tables import sessions, users
+from tonearm.domains.accounts.tables import api_keys, sessions, users
 from tonearm.domains.billing.tables import (
     family_invitations,
     invoices,
@@ -28,7 +29,7 @@ from tonearm.domains.billing.tables import (
 from tonearm.domains.catalog.tables import albums, artists, track_artists, tracks
 from tonearm.domains.devices.tables import devices, downloads
 from tonearm.domains.entitlements.tables import ad_impressions, ad_state, entitlement_log, skips
-from tonearm.domains.history.tables import listening_scores, play_events, playbacks, plays
+from tonearm.domains.history.tables import listening_scores, now_playing, play_events, playbacks, plays
 from tonearm.domains.ingest.tables import uploads
 from tonearm.domains.library.tables import (
     album_saves,
@@ -36,9 +37,10 @@ from tonearm.domains.library.tables import (
     playlist_collaborators,
     playlist_entries,
     playlists,
+    ratings,
     track_likes,
 )
-from tonearm.domains.player.tables import player_queues
+from tonearm.domains.player.tables import bookmarks, player_queues, saved_queues
 from tonearm.domains.recs.tables import rec_hidden
 from tonearm.domains.sharing.tables import share_links
 from tonearm.kernel.ids import uri
@@ -75,6 +77,13 @@ COVERAGE: dict[str, str | None] = {
     "ad_state": "entitlements.json",
     "player_queues": "player_queue.json",
     "rec_hidden": "not_interested.json",
+    "ratings": "ratings.json",
+    "bookmarks": "bookmarks.json",
+    "saved_queues": "saved_play_queue.json",
+    "now_playing": "now_playing.json",
+    "api_keys": "api_keys.json (names, first characters and dates; never the keys or their hashes)",
+    # A secret like a password: the web app shows it to its user (Account > Apps) instead.
+    "app_passwords": None,
     "data_exports": None,  # the exports themselves: a copy of a copy
 }
 
@@ -98,6 +107,11 @@ FILES = {
     "entitlements.json": "decisions about what your plan allowed and why, your skips, the ads you heard",
     "player_queue.json": "your play queue as the server keeps it",
     "not_interested.json": "tracks you asked never to be recommended",
+    "ratings.json": "the 1 to 5 star ratings you gave tracks, albums and artists",
+    "bookmarks.json": "where you stopped in long tracks, as your apps saved it",
+    "saved_play_queue.json": "the play queue your apps saved to carry on elsewhere",
+    "now_playing.json": "what your app last said it was playing",
+    "api_keys.json": "the API keys you made for apps (names and first characters only, no keys)",
 }
 
 README = """Your Tonearm data
@@ -386,10 +400,111 @@ def write_archive(
     out.value(
         "not_interested.json", [{"track": names.track(r.track_id), "hidden_at": r.hidden_at} for r in hidden]
     )
+    _apps(out, conn, names, user_id)
     files = "\n".join(f"{name:<30} ({out.counts[name]:>6})  {what}" for name, what in FILES.items())
     out.text(
         "README.txt",
         README.format(now=now.strftime("%Y-%m-%d %H:%M UTC"), user_id=user_id, email=user.email, files=files),
+    )
+
+
+def _apps(out: ArchiveWriter, conn: sa.Connection, names: _Names, user_id: str) -> None:
+    """What the apps people already use (Subsonic clients) keep: ratings, bookmarks, the saved
+    queue, what is playing now, and the API keys (never a key or its hash)."""
+    rated = conn.execute(
+        sa.select(ratings.c.kind, ratings.c.item_id, ratings.c.rating, ratings.c.updated_at)
+        .where(ratings.c.user_id == user_id)
+        .order_by(ratings.c.kind, ratings.c.updated_at, ratings.c.item_id)
+    ).all()
+    rated_tracks = names.tracks(r.item_id for r in rated if r.kind == "track")
+    album_names = dict(
+        conn.execute(
+            sa.select(albums.c.id, albums.c.name).where(
+                albums.c.id.in_([r.item_id for r in rated if r.kind == "album"])
+            )
+        ).all()
+    )
+    artist_names = dict(
+        conn.execute(
+            sa.select(artists.c.id, artists.c.name).where(
+                artists.c.id.in_([r.item_id for r in rated if r.kind == "artist"])
+            )
+        ).all()
+    )
+
+    def item(kind: str, item_id: str) -> Obj:
+        if kind == "track":
+            return rated_tracks[item_id]
+        found = (album_names if kind == "album" else artist_names).get(item_id)
+        return {"id": item_id, "uri": uri(kind, item_id), "name": found}
+
+    out.value(
+        "ratings.json",
+        [
+            {"type": r.kind, "rating": r.rating, "updated_at": r.updated_at, r.kind: item(r.kind, r.item_id)}
+            for r in rated
+        ],
+    )
+    marks = conn.execute(
+        sa.select(bookmarks).where(bookmarks.c.user_id == user_id).order_by(bookmarks.c.created_at)
+    ).all()
+    marked = names.tracks(r.track_id for r in marks)
+    out.value(
+        "bookmarks.json",
+        [
+            {
+                "track": marked[r.track_id],
+                "position_ms": r.position_ms,
+                "comment": r.comment,
+                "created_at": r.created_at,
+                "updated_at": r.updated_at,
+            }
+            for r in marks
+        ],
+    )
+    saved = conn.execute(sa.select(saved_queues).where(saved_queues.c.user_id == user_id)).first()
+    if saved is None:
+        out.value("saved_play_queue.json", None)
+    else:
+        ids: list[str] = orjson.loads(saved.track_ids)
+        queued = names.tracks(ids)
+        out.value(
+            "saved_play_queue.json",
+            {
+                "tracks": [queued[i] for i in ids],
+                "current_index": saved.current_index,
+                "position_ms": saved.position_ms,
+                "changed_at": saved.changed_at,
+                "changed_by": saved.changed_by,
+            },
+        )
+    playing = conn.execute(sa.select(now_playing).where(now_playing.c.user_id == user_id)).first()
+    out.value(
+        "now_playing.json",
+        None
+        if playing is None
+        else {
+            "track": names.track(playing.track_id),
+            "client": playing.client,
+            "started_at": playing.started_at,
+        },
+    )
+    out.value(
+        "api_keys.json",
+        [
+            _row(r)
+            for r in conn.execute(
+                sa.select(
+                    api_keys.c.id,
+                    api_keys.c.name,
+                    api_keys.c.prefix,
+                    api_keys.c.created_at,
+                    api_keys.c.last_used_at,
+                )
+                .where(api_keys.c.user_id == user_id)
+                .order_by(api_keys.c.created_at)
+            )
+        ],
     )
 
 

@@ -274,6 +274,11 @@ class PrivacyService:
         have given their password again. Their access tokens stop working at once here, and in
         other processes within the session cache's few seconds."""
         self.accounts.reauthenticate(user_id, password)
+        self.erase_account(user_id)
+
+    def erase_account(self, user_id: str) -> None:
+        """`delete_account` without the password: for an administrator removing an account (the
+        caller has checked the role). Everything else is the same."""
         now = self.clock.now()
         gone = _Erasure()
         after_commit: list[Callable[[], None] | None] = []

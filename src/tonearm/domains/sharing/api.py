@@ -141,13 +141,24 @@ class ShareRequest(BaseModel):
 
     uri: str = Field(..., max_length=2048, description="tonearm:{type}:{id} or a Tonearm page URL")
     expires_in: int | None = Field(None, description="Seconds, 60 to 31536000 (one year)")
+    description: str | None = Field(None, max_length=300, description="Your own note about the link")
+
+
+class ShareUpdate(BaseModel):
+    """`PATCH /v1/me/shares/{code}`: change the note or the expiry; the link itself stays."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    description: str | None = Field(None, max_length=300, description="New note ('' removes it)")
+    expires_in: int | None = Field(None, description="Seconds from now, 60 to 31536000 (one year)")
+    never_expires: bool = Field(False, description="Remove the expiry")
 
 
 @router.post("/v1/me/shares", status_code=201, summary="Make a short share link (optional expiry)")
 def create_share(
     body: ShareRequest, user: Principal = Depends(current_user), c: Container = Depends(container)
 ) -> dict[str, Any]:
-    return c.sharing.create_share(user.user_id, body.uri, body.expires_in)
+    return c.sharing.create_share(user.user_id, body.uri, body.expires_in, body.description)
 
 
 @router.get("/v1/me/shares", summary="The caller's share links, newest first, with their clicks")
@@ -165,6 +176,19 @@ def get_share(
     code: str, user: Principal = Depends(current_user), c: Container = Depends(container)
 ) -> dict[str, Any]:
     return c.sharing.share(user.user_id, code)
+
+
+@router.patch("/v1/me/shares/{code}", summary="Change a share link's note or expiry (its URL stays)")
+def update_share(
+    code: str, body: ShareUpdate, user: Principal = Depends(current_user), c: Container = Depends(container)
+) -> dict[str, Any]:
+    return c.sharing.update_share(
+        user.user_id,
+        code,
+        description=body.description,
+        expires_in=body.expires_in,
+        never_expires=body.never_expires,
+    )
 
 
 @router.delete("/v1/me/shares/{code}", status_code=204, summary="Delete a share link (it then 404s)")

@@ -592,20 +592,19 @@ class SharingService:
         return out
 
     # Share links ------------------------------------------------------------------------------
-    def create_share(self, user_id: str, text: str | None, expires_in: int | None) -> dict[str, Any]:
+    def create_share(
+        self, user_id: str, text: str | None, expires_in: int | None, description: str | None = None
+    ) -> dict[str, Any]:
         """A short link to something public. The caller's own private items are refused with a
         clear reason (a link would lead nowhere); anyone else's look missing."""
+        description = _description(description)
         wait = self.limiter.retry_after(f"share:{user_id}", self.shares_per_hour, 3600)
         if wait > 0:
             raise TooManyRequests(
                 f"share link limit reached ({self.shares_per_hour} per hour); try again in {int(wait) + 1} s",
                 int(wait) + 1,
             )
-        if expires_in is not None and not MIN_EXPIRY_S <= expires_in <= MAX_EXPIRY_S:
-            raise BadRequest(
-                f"expires_in: must be between {MIN_EXPIRY_S} and {MAX_EXPIRY_S} seconds (one year), "
-                "or left out for a link that never expires"
-            )
+        _check_expiry(expires_in)
         found = parse_reference(text, self.public_url, field="uri")
         if isinstance(found, ShortLink):
             raise BadRequest("uri: this is already a share link; share the page or URI it leads to")
@@ -621,6 +620,7 @@ class SharingService:
             "object_id": found.id,
             "created_at": now,
             "expires_at": now + dt.timedelta(seconds=expires_in) if expires_in is not None else None,
+            "description": description,
         }
         for attempt in range(5):
             code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
@@ -656,6 +656,32 @@ class SharingService:
         if row is None:
             raise NotFound(f"share link {code[:20]} not found")
         return self._share_obj(row)
+
+    def update_share(
+        self,
+        user_id: str,
+        code: str,
+        *,
+        description: str | None = None,
+        expires_in: int | None = None,
+        never_expires: bool = False,
+    ) -> dict[str, Any]:
+        """Changes a link's description and/or expiry in place (its URL stays what people were
+        sent); None leaves a field as it is, `never_expires` removes the expiry."""
+        values: dict[str, Any] = {}
+        if description is not None:
+            values["description"] = _description(description)
+        if never_expires:
+            values["expires_at"] = None
+        elif expires_in is not None:
+            _check_expiry(expires_in)
+            values["expires_at"] = self.clock.now() + dt.timedelta(seconds=expires_in)
+        if values:
+            with self.db.write() as conn:
+                done = conn.execute(sa.update(share_links).where(*self._mine(user_id, code)).values(**values))
+            if not done.rowcount:
+                raise NotFound(f"share link {code[:20]} not found")
+        return self.share(user_id, code)
 
     def delete_share(self, user_id: str, code: str) -> None:
         with self.db.write() as conn:
@@ -717,6 +743,7 @@ class SharingService:
             "expired": row.expires_at is not None and row.expires_at <= self.clock.now(),
             "clicks": row.clicks,
             "last_clicked_at": _iso_or_none(row.last_clicked_at),
+            "description": row.description,
         }
 
 
@@ -746,3 +773,18 @@ def _songs(n: int) -> str:
 
 def _followers(n: int) -> str:
     return _count_of(n, "follower")
+
+
+def _check_expiry(expires_in: int | None) -> None:
+    if expires_in is not None and not MIN_EXPIRY_S <= expires_in <= MAX_EXPIRY_S:
+        raise BadRequest(
+            f"expires_in: must be between {MIN_EXPIRY_S} and {MAX_EXPIRY_S} seconds (one year), "
+            "or left out for a link that never expires"
+        )
+
+
+def _description(text: str | None) -> str | None:
+    text = (text or "").strip()
+    if len(text) > 300:
+        raise BadRequest("description: at most 300 characters")
+    return text or None

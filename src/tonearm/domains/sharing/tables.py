@@ -13,6 +13,8 @@ share_links = sa.Table(
     sa.Column("object_id", sa.String(22), nullable=False),
     created_at(),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
+    # The sharer's own words (Subsonic apps' createShare/updateShare); shown on nothing public.
+    sa.Column("description", sa.String(300), nullable=True),
     sa.Column("clicks", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("last_clicked_at", UTCDateTime(), nullable=True),
     sa.CheckConstraint("kind in ('track','album','artist','playlist','user')", name="kind"),

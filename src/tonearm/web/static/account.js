@@ -1,5 +1,5 @@
 // Account (plan, checkout with the sandbox gateway, Duo/Family invitations, devices, invoices,
-// password, data export), history and yearly stats with hand-made SVG charts, and profiles.
+// password, data export), apps & API keys (Subsonic apps, scrobblers), history and yearly stats with hand-made SVG charts, and profiles.
 import { $, $$, view, state, esc, img, api, token, logoutLocal, routes, loadMe, needLogin, toast, nav } from "./core.js";
 import { trackTable, wireTracks } from "./tracks.js";
 import { openShare } from "./share.js";
@@ -248,16 +248,18 @@ async function account() {
   const me = state.me;
   if (at !== nav.seq) return;
   view.innerHTML = `<h1>Your account</h1>
-    <p class="muted">${esc(me.display_name)} · ${esc(me.email)} · <a href="#/user/${esc(me.id)}">your profile</a> · <a href="#/history">history</a> · <a href="#/stats/${new Date().getFullYear()}">your year in music</a></p>
+    <p class="muted">${esc(me.display_name)} · ${esc(me.email)} · <a href="#/user/${esc(me.id)}">your profile</a> · <a href="#/history">history</a> · <a href="#/stats/${new Date().getFullYear()}">your year in music</a> · <a href="#/account/apps">apps &amp; API keys</a></p>
     <section class="acct" id="plan" aria-labelledby="plan-h"><h2 id="plan-h">Your plan</h2>${planHtml(sub, ent)}<p class="error" role="alert" id="plan-error"></p></section>
     <section class="acct" id="plans-section" aria-labelledby="plans-h"><h2 id="plans-h">Plans</h2>${plansHtml(plans.plans, sub)}</section>
-    ${membersHtml(sub, invites, created)}${devicesHtml(devices.devices)}${invoicesHtml(invoices)}${privacyHtml}`;
+    ${membersHtml(sub, invites, created)}${devicesHtml(devices.devices)}
+    <section class="acct" id="apps-link" aria-labelledby="apps-link-h"><h2 id="apps-link-h">Other apps</h2>
+    <p>Play your music in Subsonic apps (DSub, Symfonium, Feishin, substreamer…) and scrobble with ListenBrainz tools: <a href="#/account/apps">Apps &amp; API keys</a>.</p></section>${invoicesHtml(invoices)}${privacyHtml}`;
   wireAccount(sub, plans.plans);
 }
 
 function wireAccount(sub, plans) {
   const planError = $("#plan-error");
-  const refresh = async () => { if (/^#\/account/.test(location.hash)) await account(); };
+  const refresh = async () => { if (/^#\/account\/?$/.test(location.hash)) await account(); };
   const byId = (id) => plans.find((p) => p.id === id);
   const fail = (el) => (err) => { el.textContent = plain(err); };
   $$(".choose").forEach((b) => b.addEventListener("click", () => {
@@ -389,6 +391,120 @@ function wireAccount(sub, plans) {
   });
 }
 
+// Apps & API keys ----------------------------------------------------------------------------------
+// Subsonic apps and ListenBrainz scrobblers cannot log in the way this web app does; they get an API
+// key (shown once, revocable one by one) or, for apps that only ask for a username and a password,
+// the account's app password (never the account password). See docs/subsonic.md.
+let keyShown = null;  // the key just created: shown until the page is left (or the key revoked)
+window.addEventListener("hashchange", () => { if (location.hash !== "#/account/apps") keyShown = null; });
+
+function keysHtml(keys, created) {
+  return `<section class="acct" id="api-keys" aria-labelledby="keys-h"><h2 id="keys-h">API keys</h2>
+    <p>Apps that know API keys (most recent Subsonic apps, and every ListenBrainz scrobbler) need only the server address and a key.
+    Make one key per app or device: revoking it then stops only that one.</p>
+    ${created ? `<div id="new-key" class="new-secret" tabindex="-1" aria-labelledby="new-key-h"><h3 id="new-key-h">Your new key “${esc(created.name)}”</h3>
+      <p><strong>Copy it now: it is shown only this once.</strong> Type it into the app with the server address above.</p>
+      ${copyField("API key", created.key, "key-value")}</div>` : ""}
+    <form class="inline" id="key-form"><label>Name of the new key (e.g. the app and device it is for)<input name="name" required maxlength="100" autocomplete="off" placeholder="Symfonium on my phone"></label>
+      <button class="primary">Create API key</button></form>
+    <p class="error" role="alert" id="key-error"></p>
+    ${keys.length ? `<ul class="api-keys">${keys.map((k) => `<li data-id="${esc(k.id)}"><span class="key-name">${esc(k.name)}</span>
+      <code class="key-prefix" aria-label="Starts with ${esc(k.prefix)}">${esc(k.prefix)}…</code>
+      <span class="muted">created ${esc(day(k.created_at))} · last used ${esc(when(k.last_used_at))}</span>
+      <button type="button" class="revoke-key" aria-label="Revoke the key ${esc(k.name)}">Revoke</button></li>`).join("")}</ul>`
+      : `<p class="muted" id="no-keys">No API keys yet.</p>`}</section>`;
+}
+
+function appPasswordHtml(ap) {
+  const has = !!ap.app_password;
+  return `<section class="acct" id="app-password" aria-labelledby="app-password-h"><h2 id="app-password-h">App password</h2>
+    <p>Some apps only ask for a username and a password. Give them your username and this app password, <strong>never your account password</strong>.
+    There is one app password for all such apps; making a new one stops the old one working in every app that has it.</p>
+    ${copyField("Username", ap.username, "app-username")}
+    ${has ? `<div class="copyfield secret app-secret"><label>App password<input readonly type="password" value="${esc(ap.app_password)}" spellcheck="false" autocomplete="off"></label>
+      <button type="button" class="reveal" aria-pressed="false">Show</button>
+      <button type="button" class="copy" aria-label="Copy the app password">Copy</button></div>
+      <p class="muted">Made on ${esc(day(ap.created_at))}.</p>
+      <div class="buttons"><button type="button" id="app-password-new">Make a new one</button> <button type="button" id="app-password-remove">Remove</button></div>`
+      : `<p class="muted" id="no-app-password">You have no app password.</p>
+      <div class="buttons"><button type="button" class="primary" id="app-password-new">Create an app password</button></div>`}
+    <p class="error" role="alert" id="app-password-error"></p></section>`;
+}
+
+async function appsView() {
+  const at = nav.seq;
+  if (needLogin()) return;
+  const [keys, ap] = await Promise.all([api("/v1/me/api-keys"), api("/v1/me/app-password")]);
+  const created = keyShown;
+  if (at !== nav.seq) return;
+  view.innerHTML = `<h1>Apps &amp; API keys</h1><p><a href="#/account">← Your account</a></p>
+    <section class="acct" id="apps-intro" aria-labelledby="apps-intro-h"><h2 id="apps-intro-h">Listen in other apps</h2>
+    <p>Tonearm speaks the Subsonic API, so apps such as DSub, Symfonium, Feishin, Sonixd, Tempo or substreamer can play your music,
+    and ListenBrainz scrobblers can send it what you listen to elsewhere. In the app, add a Subsonic (or OpenSubsonic) server with this address:</p>
+    ${copyField("Server address", location.origin, "server-url")}
+    <p class="muted">Then sign in with an API key, or with your username and app password, both below. Only plays an app reports (scrobbles) count in your history.</p></section>
+    ${keysHtml(keys.items, created)}${appPasswordHtml(ap)}`;
+  wireApps();
+}
+
+function wireApps() {
+  const again = async () => { if (location.hash === "#/account/apps") await appsView(); };
+  wireCopy($("#apps-intro")); wireCopy($("#api-keys"));
+  $$("#app-password .copyfield:not(.secret)").forEach((f) => f.querySelector(".copy").addEventListener("click", () => copyFrom(f.querySelector("input"))));
+
+  const keyErr = $("#key-error");
+  $("#key-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    keyErr.textContent = "";
+    try {
+      keyShown = await api("/v1/me/api-keys", { method: "POST", json: { name: e.target.name.value.trim() } });
+      toast("API key created.");
+      await again();
+      $("#new-key input")?.focus();
+    } catch (err) { keyErr.textContent = plain(err); }
+  });
+  $$(".revoke-key").forEach((b) => b.addEventListener("click", async () => {
+    const li = b.closest("li"), name = li.querySelector(".key-name").textContent;
+    if (!(await confirmDialog(`Revoke the key “${name}”? Apps using it stop working until you give them another.`, "Revoke key"))) return;
+    try {
+      await api("/v1/me/api-keys/" + encodeURIComponent(li.dataset.id), { method: "DELETE" });
+      if (keyShown?.id === li.dataset.id) keyShown = null;
+      toast("API key revoked."); await again();
+    } catch (err) { keyErr.textContent = plain(err); }
+  }));
+
+  const apErr = $("#app-password-error"), secret = $("#app-password .secret");
+  if (secret) {
+    const input = secret.querySelector("input"), reveal = secret.querySelector(".reveal");
+    reveal.addEventListener("click", () => {
+      const shown = input.type === "password";
+      input.type = shown ? "text" : "password";
+      reveal.textContent = shown ? "Hide" : "Show";
+      reveal.setAttribute("aria-pressed", String(shown));
+    });
+    secret.querySelector(".copy").addEventListener("click", () => {
+      // Without the Clipboard API the text is selected for Ctrl+C, which a password field refuses.
+      if (!navigator.clipboard && input.type === "password") reveal.click();
+      copyFrom(input);
+    });
+  }
+  $("#app-password-new").addEventListener("click", async () => {
+    if (secret && !(await confirmDialog("Make a new app password? The current one stops working at once in every app that uses it.", "Make a new one"))) return;
+    apErr.textContent = "";
+    try {
+      await api("/v1/me/app-password", { method: "POST" });
+      toast(secret ? "New app password made; give it to your apps." : "App password created.");
+      await again();
+      $("#app-password .reveal")?.click();
+      $("#app-password .secret input")?.focus();
+    } catch (err) { apErr.textContent = plain(err); }
+  });
+  $("#app-password-remove")?.addEventListener("click", async () => {
+    if (!(await confirmDialog("Remove your app password? Apps signed in with it stop working.", "Remove"))) return;
+    try { await api("/v1/me/app-password", { method: "DELETE" }); toast("App password removed."); await again(); } catch (err) { apErr.textContent = plain(err); }
+  });
+}
+
 // History --------------------------------------------------------------------------------------------
 const RANGES = [["short_term", "Last 4 weeks"], ["medium_term", "Last 6 months"], ["long_term", "All time"]];
 async function historyView() {
@@ -507,7 +623,7 @@ async function userView(id) {
 }
 
 Object.assign(routes, {
-  account,
+  account: (arg) => (arg === "apps" ? appsView() : account()),
   history: historyView,
   stats: statsView,
   user: userView,
