@@ -225,36 +225,44 @@ _XML_HEAD_FAILED = _XML_HEAD_OK.replace('status="ok"', 'status="failed"')
 _TEXT_ELEMENTS = frozenset(
     {"biography", "musicBrainzId", "lastFmUrl", "smallImageUrl", "mediumImageUrl", "largeImageUrl", "notes"}
 )
-# XML 1.0 cannot carry most control characters at all (a tag read from a file may hold one).
-_BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _CALLBACK = re.compile(r"^[A-Za-z_$][\w$]{0,63}(\.[A-Za-z_$][\w$]{0,63}){0,4}$")
 
 
+# One pass of str.translate escapes what an attribute or text may not hold as it is; control
+# characters XML 1.0 cannot carry at all (a tag read from a file may hold one) are dropped.
+_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "\n": "&#10;",
+        "\r": "&#13;",
+        "\t": "&#9;",
+        **{chr(c): None for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)},
+        "\ufffe": None,
+        "\uffff": None,
+    }
+)
+_SCALARS = (str, int, float)
+
+
 def _text(value: Any) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    # The common types first, by exact type: the hot loop of every XML answer.
+    kind = type(value)
+    if kind is str:
+        return value.translate(_ESCAPES)  # type: ignore[no-any-return]
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int or kind is float:
+        return str(value)
     if isinstance(value, dt.datetime):
         return iso(value)
-    s = str(value)
-    if _BAD_XML.search(s):
-        s = _BAD_XML.sub("", s)
-    if "&" in s:
-        s = s.replace("&", "&amp;")
-    if "<" in s:
-        s = s.replace("<", "&lt;")
-    if ">" in s:
-        s = s.replace(">", "&gt;")
-    if '"' in s:
-        s = s.replace('"', "&quot;")
-    if "\n" in s or "\r" in s or "\t" in s:
-        s = s.replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;")
-    return s
+    return str(value).translate(_ESCAPES)
 
 
 def _element(out: list[str], tag: str, data: Any) -> None:
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         out.append(f"<{tag}>{_text(data)}</{tag}>")
         return
     out.append("<" + tag)
@@ -263,9 +271,19 @@ def _element(out: list[str], tag: str, data: Any) -> None:
     for key, value in data.items():
         if value is None:
             continue
-        if key == "value":
+        kind = type(value)
+        if kind in _SCALARS or kind is bool:
+            if key == "value":
+                text = value
+            elif key in _TEXT_ELEMENTS:
+                children.append((key, value))
+            else:
+                out.append(f' {key}="{_text(value)}"')
+        elif key == "value":
             text = value
-        elif isinstance(value, Mapping | list | tuple) or key in _TEXT_ELEMENTS:
+        elif (
+            kind is dict or kind is list or isinstance(value, Mapping | list | tuple) or key in _TEXT_ELEMENTS
+        ):
             children.append((key, value))
         else:
             out.append(f' {key}="{_text(value)}"')
@@ -276,7 +294,7 @@ def _element(out: list[str], tag: str, data: Any) -> None:
     if text is not None:
         out.append(_text(text))
     for key, value in children:
-        if isinstance(value, list | tuple):
+        if type(value) is list or isinstance(value, list | tuple):
             for item in value:
                 _element(out, key, item)
         else:
