@@ -8,7 +8,7 @@ token scheme needs the password in clear on the server. See domains/accounts/cre
 from __future__ import annotations
 
 from tonearm.bootstrap import Container
-from tonearm.domains.accounts.credentials import Caller
+from tonearm.domains.accounts.credentials import FAILURES_PER_MINUTE, Caller, failures_key
 from tonearm.subsonic.protocol import (
     CONFLICTING_MECHANISMS,
     GENERIC,
@@ -21,7 +21,6 @@ from tonearm.subsonic.protocol import (
 )
 
 HELP_PATH = "/#/account/apps"  # the web app's page for API keys and the app password
-FAILURES_PER_MINUTE = 30  # wrong credentials from one address before it must wait
 
 
 def authenticate(c: Container, params: Params, client_ip: str) -> Caller:
@@ -83,7 +82,7 @@ def _decode_password(value: str) -> str:
 
 
 def _check_rate(c: Container, client_ip: str) -> None:
-    wait = c.limiter.retry_after(f"subsonic-auth:{client_ip}", FAILURES_PER_MINUTE, 60)
+    wait = c.limiter.retry_after(failures_key(client_ip), FAILURES_PER_MINUTE, 60)
     if wait > 0:
         raise SubsonicError(
             GENERIC, f"Too many failed sign-ins from this address; try again in {int(wait) + 1} s"
@@ -91,4 +90,4 @@ def _check_rate(c: Container, client_ip: str) -> None:
 
 
 def _failed(c: Container, client_ip: str) -> None:
-    c.limiter.hit(f"subsonic-auth:{client_ip}")
+    c.limiter.hit(failures_key(client_ip))

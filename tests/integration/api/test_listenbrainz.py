@@ -227,6 +227,25 @@ def test_a_bad_token_is_401(live: Live) -> None:
     assert bare.status_code == 401 and bare.json()["code"] == 401
 
 
+def test_guessing_tokens_is_rate_limited(live: Live) -> None:
+    """Wrong tokens share the Subsonic sign-ins' budget per address: after 30 in a minute, 429."""
+    key = "app-auth:127.0.0.1"
+    live.c.limiter.reset(key)
+    try:
+        for _ in range(30):
+            r = httpx.get(f"{live.base}/1/validate-token", params={"token": "guess"})
+            assert r.json()["valid"] is False
+        who = live.listener()
+        blocked = httpx.get(f"{live.base}/1/validate-token", params={"token": who.api_key})
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+        assert blocked.json()["code"] == 429 and "try again" in blocked.json()["error"]
+        # A Subsonic app from the same address waits too (one budget for guessing keys).
+        ping = httpx.get(f"{live.base}/rest/ping", params={"apiKey": who.api_key, "f": "json"})
+        assert ping.json()["subsonic-response"]["error"]["code"] == 0
+    finally:
+        live.c.limiter.reset(key)
+
+
 @pytest.mark.parametrize(
     ("body", "needle"),
     [

@@ -94,9 +94,9 @@ def test_no_auth_for_extensions_and_unknown_methods(world: World) -> None:
 
 def test_failed_sign_ins_are_rate_limited(world: World) -> None:
     """After 30 wrong keys from one address in a minute, even a right one waits (code 0)."""
-    world.c.limiter.reset("subsonic-auth:testclient")
+    world.c.limiter.reset("app-auth:testclient")
     for _ in range(30):
         assert ping(world, "json", apiKey="wrong") == 44
     assert ping(world, "json", apiKey=world.me.api_key) == 0
-    world.c.limiter.reset("subsonic-auth:testclient")
+    world.c.limiter.reset("app-auth:testclient")
     assert ping(world, "json", apiKey=world.me.api_key) is None

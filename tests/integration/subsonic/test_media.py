@@ -133,6 +133,26 @@ def test_stream_answers_range_requests_with_the_exact_bytes(world: World, audio:
     tail = _get(world, "stream", id=audio.track, headers={"Range": "bytes=-10"})
     assert tail.status_code == 206 and tail.content == whole[-10:]
     assert _get(world, "stream", id=audio.track).headers["accept-ranges"] == "bytes"
+    # Apps send every call as a form POST (formPost; py-sonic and py-opensonic do): a range too.
+    posted = world.client.post(
+        "/rest/stream",
+        data={**world.me.auth, "id": audio.track},
+        headers={"Range": "bytes=100-1099"},
+    )
+    assert posted.status_code == 206 and posted.content == whole[100:1100]
+
+
+def test_behind_nginx_gets_go_to_nginx_and_form_posts_are_served_here(
+    world: World, audio: Audio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nginx answers an internal redirect of a POST to a static file with 405: POSTs are sent
+    from the app itself, GETs through X-Accel-Redirect."""
+    monkeypatch.setattr(world.c.settings, "stream_delivery", "accel")
+    got = _get(world, "stream", id=audio.track)
+    assert got.status_code == 200 and got.headers["x-accel-redirect"].endswith(".m4a") and not got.content
+    posted = world.client.post("/rest/stream", data={**world.me.auth, "id": audio.track})
+    assert posted.status_code == 200 and "x-accel-redirect" not in posted.headers
+    assert posted.content == _rendition_bytes(world, audio.track, "aac_160")
 
 
 def test_format_mp3_transcodes_to_real_mp3_within_the_plan(

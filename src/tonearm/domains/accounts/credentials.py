@@ -38,6 +38,14 @@ KEY_LENGTH = 40  # base 62: ~238 bits
 APP_PASSWORD_LENGTH = 24  # base 62: ~143 bits; typed once into an app, so not too long
 MAX_KEYS_PER_USER = 50
 LAST_USED_EVERY_S = 60  # `last_used_at` is written at most this often per key
+# Wrong keys or app passwords from one address in a minute (Subsonic apps and scrobblers alike)
+# before it must wait: guessing is slow, a mistyped key in one app locks out nobody else.
+FAILURES_PER_MINUTE = 30
+
+
+def failures_key(client_ip: str) -> str:
+    """The rate limiter's key for failed app sign-ins from one address."""
+    return f"app-auth:{client_ip}"
 
 
 @dataclass(frozen=True, slots=True)

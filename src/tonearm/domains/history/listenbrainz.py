@@ -36,7 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tonearm.bootstrap import Container
-from tonearm.domains.accounts.credentials import Caller
+from tonearm.domains.accounts.credentials import FAILURES_PER_MINUTE, Caller, failures_key
 from tonearm.domains.catalog.service import name_key
 from tonearm.domains.catalog.tables import albums, artists, track_artists, tracks
 from tonearm.domains.history.service import ImportedPlay
@@ -88,12 +88,29 @@ def _c(request: Request) -> Container:
     return c
 
 
+async def _authenticate(c: Container, request: Request, token: str) -> Caller | Response | None:
+    """The key's owner, None for a wrong key, or a 429 for an address that failed too often (the
+    same budget as Subsonic sign-ins: see credentials.FAILURES_PER_MINUTE)."""
+    limit_key = failures_key(request.client.host if request.client else "?")
+    wait = c.limiter.retry_after(limit_key, FAILURES_PER_MINUTE, 60)
+    if wait > 0:
+        response = _error(429, f"Too many invalid tokens from this address; try again in {int(wait) + 1} s.")
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    caller = await run_in_threadpool(c.credentials.authenticate_key, token)
+    if caller is None:
+        c.limiter.hit(limit_key)
+    return caller
+
+
 async def validate_token(request: Request) -> Response:
     c = _c(request)
     token = _token(request, query=True)
     if token is None:
         return _error(400, "You need to provide an Authorization token.")
-    caller = await run_in_threadpool(c.credentials.authenticate_key, token)
+    caller = await _authenticate(c, request, token)
+    if isinstance(caller, Response):
+        return caller
     if caller is None:
         return _answer({"code": 200, "message": "Token invalid.", "valid": False})
     return _answer({"code": 200, "message": "Token valid.", "valid": True, "user_name": caller.username})
@@ -104,7 +121,9 @@ async def submit_listens(request: Request) -> Response:
     token = _token(request, query=False)
     if token is None:
         return _error(401, "You need to provide an Authorization header.")
-    caller = await run_in_threadpool(c.credentials.authenticate_key, token)
+    caller = await _authenticate(c, request, token)
+    if isinstance(caller, Response):
+        return caller
     if caller is None:
         return _error(401, "Invalid authorization token.")
     declared = request.headers.get("content-length", "")

@@ -258,7 +258,9 @@ def serve_blob(
         size=size, etag=etag, last_modified=modified.replace(microsecond=0), content_type=content_type
     )
     c = call.c
-    if c.settings.stream_delivery == "accel":
+    # nginx answers an internal redirect of a POST to a static file with 405, and apps send form
+    # POSTs (formPost): those are served from here.
+    if c.settings.stream_delivery == "accel" and call.request.method != "POST":
         return AccelResponse(f"{c.settings.accel_prefix.rstrip('/')}/{key}", rep, extra_headers=extra)
     path = c.blobs.local_path(key)
     if path is not None:
