@@ -3,8 +3,12 @@ are 1 to 5, and nothing another listener keeps private can be starred or rated (
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from tests.integration.subsonic.conftest import World
 from tests.subsonic import error_code
+from tonearm.domains.catalog.tables import tracks
+from tonearm.kernel.ids import new_id
 
 
 def test_star_and_unstar_fill_the_library(world: World) -> None:
@@ -69,3 +73,37 @@ def test_set_rating(world: World) -> None:
     for hidden in (t["Secret Demo"], a["Demos"], r["Bedroom Artist"], "0" * 22):
         assert error_code(world.rest("setRating", someone, id=hidden, rating=3)) == 70
     assert lib.rating(uid, "album", a["Demos"]) is None
+
+
+def test_starring_more_than_fifty_at_once(world: World) -> None:
+    """Apps star whole lists in one call; the library takes 50 ids a call, so they are batched."""
+    c = world.c
+    now = c.clock.now()
+    with c.db.write() as conn:
+        artist_id = c.catalog.ensure_artist(conn, "Batch Artist", now)
+        album_id, _ = c.catalog.ensure_album(conn, "Batch Album", artist_id, "2020", now)
+        ids = [new_id() for _ in range(60)]
+        conn.execute(
+            sa.insert(tracks),
+            [
+                {
+                    "id": t,
+                    "title": f"Batch {n}",
+                    "album_id": album_id,
+                    "duration_ms": 1000,
+                    "track_number": n + 1,
+                    "status": "ready",
+                    "visibility": "public",
+                    "content_hash": new_id(),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for n, t in enumerate(ids)
+            ],
+        )
+    someone = world.new_listener()
+    assert error_code(world.rest("star", someone, fmt="json", id=ids)) is None
+    assert all(world.c.library.contains(someone.user_id, "track", ids[:50]))
+    assert all(world.c.library.contains(someone.user_id, "track", ids[50:]))
+    assert error_code(world.rest("unstar", someone, fmt="json", id=ids)) is None
+    assert not any(world.c.library.contains(someone.user_id, "track", ids[:50]))

@@ -16,6 +16,7 @@ from typing import Literal
 import sqlalchemy as sa
 
 from tonearm.domains.catalog.tables import albums, track_artists, tracks
+from tonearm.domains.library.service import MAX_IDS
 from tonearm.kernel.ids import is_valid_id
 from tonearm.subsonic.objects import visible_tracks
 from tonearm.subsonic.protocol import Call, method, missing, not_found
@@ -83,16 +84,21 @@ def _star_targets(call: Call) -> dict[Kind, list[str]]:
     return out
 
 
+def _batches(ids: list[str]) -> list[list[str]]:
+    """LibraryService takes Spotify's 50 ids a call; an app may star a whole album list at once."""
+    return [ids[i : i + MAX_IDS] for i in range(0, len(ids), MAX_IDS)]
+
+
 @method("star")
 def star(call: Call) -> None:
     targets = _star_targets(call)
-    library = call.c.library
-    if targets["track"]:
-        library.save(call.user_id, "track", targets["track"])
-    if targets["album"]:
-        library.save(call.user_id, "album", targets["album"])
-    if targets["artist"]:
-        library.follow(call.user_id, targets["artist"])
+    library, user_id = call.c.library, call.user_id
+    for batch in _batches(targets["track"]):
+        library.save(user_id, "track", batch)
+    for batch in _batches(targets["album"]):
+        library.save(user_id, "album", batch)
+    for batch in _batches(targets["artist"]):
+        library.follow(user_id, batch)
 
 
 @method("unstar")
@@ -107,12 +113,12 @@ def unstar(call: Call) -> None:
     track_ids = [i for i in dict.fromkeys(ids) if is_valid_id(i)]
     album_ids = [i for i in dict.fromkeys([*ids, *album_ids]) if is_valid_id(i)]
     artist_ids = [i for i in dict.fromkeys([*ids, *artist_ids]) if is_valid_id(i)]
-    if track_ids:
-        library.remove(user_id, "track", track_ids)
-    if album_ids:
-        library.remove(user_id, "album", album_ids)
-    if artist_ids:
-        library.unfollow(user_id, artist_ids)
+    for batch in _batches(track_ids):
+        library.remove(user_id, "track", batch)
+    for batch in _batches(album_ids):
+        library.remove(user_id, "album", batch)
+    for batch in _batches(artist_ids):
+        library.unfollow(user_id, batch)
 
 
 @method("setRating")
