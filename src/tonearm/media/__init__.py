@@ -6,6 +6,7 @@ unacceptable input as MediaError with a machine-readable `code`.
 """
 
 from ._audiohash import audio_hash
+from ._cut import Cut, cut_from
 from ._errors import ERROR_CODES, MediaError
 from ._features import AudioFeatures, audio_features
 from ._hls import HlsIndex, Segment, dash_manifest, media_playlist, package_hls
@@ -21,6 +22,7 @@ __all__ = [
     "LADDER",
     "AudioFeatures",
     "AudioProbe",
+    "Cut",
     "HlsIndex",
     "Loudness",
     "MediaError",
@@ -31,6 +33,7 @@ __all__ = [
     "Thumbnail",
     "audio_features",
     "audio_hash",
+    "cut_from",
     "dash_manifest",
     "make_thumbnails",
     "measure_loudness",

@@ -16,7 +16,6 @@ import datetime as dt
 import math
 import os
 import re
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -40,7 +39,6 @@ from tonearm.domains.streaming.service import Entitlements as StreamQuality
 from tonearm.http.byteranges import AccelResponse, BlobResponse, Representation
 from tonearm.kernel.errors import NotFound
 from tonearm.kernel.ids import is_valid_id
-from tonearm.media._run import _DIE_WITH_PARENT, SAFE_INPUT_OPTIONS, file_url
 from tonearm.ports.blobs import local_copy
 from tonearm.subsonic import objects
 from tonearm.subsonic.protocol import GENERIC, NOT_AUTHORIZED, Call, SubsonicError, method, not_found
@@ -55,15 +53,6 @@ FORMATS: dict[str, str] = {
     "aac": "aac",
     "m4a": "aac",
     "flac": "flac",
-}
-# Stream copy from an offset: the codec's raw muxer and what it is served as. Other codecs (an
-# ALAC or PCM original) are re-encoded to FLAC from the offset instead.
-_COPY_MUXERS: dict[str, tuple[str, str]] = {
-    "aac": ("adts", "audio/aac"),
-    "mp3": ("mp3", "audio/mpeg"),
-    "opus": ("ogg", "audio/ogg"),
-    "vorbis": ("ogg", "audio/ogg"),
-    "flac": ("flac", "audio/flac"),
 }
 _EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _IMAGE_CACHE = "public, max-age=31536000, immutable"  # an image id never changes its bytes
@@ -283,42 +272,16 @@ def serve_blob(
 
 
 def _stream_from(call: Call, r: Rendition, offset: float) -> Response:
-    """The rendition from `offset` seconds on, cut by ffmpeg without re-encoding (an ALAC or PCM
-    original is re-encoded to FLAC), piped to the client. Its length is not known in advance, so
-    no Content-Length (nor Range) is offered."""
-    muxer, content_type = _COPY_MUXERS.get(r.codec, ("flac", "audio/flac"))
-    codec_args = ["-c:a", "copy"] if r.codec in _COPY_MUXERS else ["-c:a", "flac"]
+    """The rendition from `offset` seconds on (media.cut_from), piped to the client. Its length is
+    not known in advance, so no Content-Length (nor Range) is offered."""
     stack = contextlib.ExitStack()
     try:
         path: Path = stack.enter_context(local_copy(call.c.blobs, r.blob_key, call.c.streaming.tmp_dir))
-        args = [
-            *_DIE_WITH_PARENT,
-            "ffmpeg",
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            *SAFE_INPUT_OPTIONS,
-            "-ss",
-            f"{offset:.3f}",
-            "-i",
-            file_url(path),
-            "-map",
-            "0:a:0",
-            "-vn",
-            "-map_metadata",
-            "-1",
-            *codec_args,
-            "-f",
-            muxer,
-            "pipe:1",
-        ]
-        proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
+        cut = media.cut_from(path, offset, r.codec)
     except BaseException:
         stack.close()
         raise
+    proc, content_type = cut.process, cut.content_type
     stdout = proc.stdout
     assert stdout is not None
     fd = stdout.fileno()
