@@ -18,7 +18,7 @@ import itertools
 import threading
 import unicodedata
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,17 +142,27 @@ def song_select(user_id: str) -> sa.Select[Any]:
     )
 
 
-def songs(call: Call, track_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Songs in the order given; unknown and invisible ids are left out."""
-    if not track_ids:
+_Build = Callable[[Call, sa.Connection, Sequence[sa.Row[Any]]], list[dict[str, Any]]]
+
+
+def _by_id(
+    call: Call, ids: Sequence[str], select: sa.Select[Any], id_column: sa.ColumnElement[str], build: _Build
+) -> list[dict[str, Any]]:
+    """Objects for `ids` in the order given, read 500 ids a statement from `select` (which keeps
+    only what the caller may see); unknown and invisible ids are left out."""
+    if not ids:
         return []
     rows: dict[str, sa.Row[Any]] = {}
     with call.c.db.read() as conn:
-        for chunk in _chunks(list(dict.fromkeys(track_ids))):
-            for row in conn.execute(song_select(call.user_id).where(tracks.c.id.in_(chunk))):
+        for chunk in _chunks(list(dict.fromkeys(ids))):
+            for row in conn.execute(select.where(id_column.in_(chunk))):
                 rows[row.id] = row
-        ordered = [rows[i] for i in track_ids if i in rows]
-        return _songs(call, conn, ordered)
+        return build(call, conn, [rows[i] for i in ids if i in rows])
+
+
+def songs(call: Call, track_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Songs in the order given; unknown and invisible ids are left out."""
+    return _by_id(call, track_ids, song_select(call.user_id), tracks.c.id, _songs)
 
 
 def songs_from_query(call: Call, query: sa.Select[Any]) -> list[dict[str, Any]]:
@@ -386,14 +396,7 @@ def album_select(user_id: str) -> sa.Select[Any]:
 
 def albums_by_id(call: Call, album_ids: Sequence[str]) -> list[dict[str, Any]]:
     """Albums in the order given; unknown and invisible ids are left out."""
-    if not album_ids:
-        return []
-    rows: dict[str, sa.Row[Any]] = {}
-    with call.c.db.read() as conn:
-        for chunk in _chunks(list(dict.fromkeys(album_ids))):
-            for row in conn.execute(album_select(call.user_id).where(albums.c.id.in_(chunk))):
-                rows[row.id] = row
-        return _albums(call, conn, [rows[i] for i in album_ids if i in rows])
+    return _by_id(call, album_ids, album_select(call.user_id), albums.c.id, _albums)
 
 
 def albums_from_query(call: Call, query: sa.Select[Any]) -> list[dict[str, Any]]:
@@ -522,14 +525,8 @@ def artist_select(user_id: str) -> sa.Select[Any]:
 
 
 def artists_by_id(call: Call, artist_ids: Sequence[str]) -> list[dict[str, Any]]:
-    if not artist_ids:
-        return []
-    rows: dict[str, sa.Row[Any]] = {}
-    with call.c.db.read() as conn:
-        for chunk in _chunks(list(dict.fromkeys(artist_ids))):
-            for row in conn.execute(artist_select(call.user_id).where(artists.c.id.in_(chunk))):
-                rows[row.id] = row
-        return _artists(call, conn, [rows[i] for i in artist_ids if i in rows])
+    """Artists in the order given; unknown and invisible ids are left out."""
+    return _by_id(call, artist_ids, artist_select(call.user_id), artists.c.id, _artists)
 
 
 def artists_from_query(call: Call, query: sa.Select[Any]) -> list[dict[str, Any]]:
@@ -918,3 +915,18 @@ def album_with_songs(call: Call, album_id: str) -> dict[str, Any] | None:
     album = album_json(call, row, sorted(genre_names), saved, album_rating, (plays, last) if played else None)
     album["song"] = song_list
     return album
+
+
+def folder_shapes(
+    call: Call,
+    artist_list: list[dict[str, Any]],
+    album_list: list[dict[str, Any]],
+    song_list: list[dict[str, Any]],
+) -> dict[str, list[dict[str, Any]]]:
+    """ID3 results in the folder shapes of the older methods (getStarred, search2): artists as
+    `Artist`, albums as directory `Child`ren, songs as they are."""
+    return {
+        "artist": [artist_short(call, a) for a in artist_list],
+        "album": [album_child(call, a) for a in album_list],
+        "song": song_list,
+    }

@@ -192,14 +192,7 @@ def _starred(call: Call) -> tuple[list[dict[str, Any]], list[dict[str, Any]], li
 
 @method("getStarred")
 def get_starred(call: Call) -> dict[str, Any]:
-    artist_list, album_list, song_list = _starred(call)
-    return {
-        "starred": {
-            "artist": [objects.artist_short(call, a) for a in artist_list],
-            "album": [objects.album_child(call, a) for a in album_list],
-            "song": song_list,
-        }
-    }
+    return {"starred": objects.folder_shapes(call, *_starred(call))}
 
 
 @method("getStarred2")

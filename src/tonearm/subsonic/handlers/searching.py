@@ -161,14 +161,7 @@ def search3(call: Call) -> dict[str, Any]:
 
 @method("search2")
 def search2(call: Call) -> dict[str, Any]:
-    artist_list, album_list, song_list = _results(call)
-    return {
-        "searchResult2": {
-            "artist": [objects.artist_short(call, a) for a in artist_list],
-            "album": [objects.album_child(call, a) for a in album_list],
-            "song": song_list,
-        }
-    }
+    return {"searchResult2": objects.folder_shapes(call, *_results(call))}
 
 
 @method("search")
