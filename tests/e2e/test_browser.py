@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.webapp import log_in, serve_demo, tonearm_cli
 
@@ -39,7 +40,17 @@ def test_log_in_browse_covers_and_play(demo_server: str, page: Page) -> None:
     page.wait_for_selector("tr.track")
     assert page.locator("tr.track").count() == 3
     page.click("tr.track >> nth=0 >> td.dur")  # (not a link)
-    page.wait_for_function("document.querySelector('#audio').currentTime > 1", timeout=30_000)
+    page.wait_for_function("document.querySelector('#np-title').textContent === 'Browser Song 0'")
+    try:
+        page.wait_for_function("document.querySelector('#audio').currentTime > 1", timeout=45_000)
+    except PlaywrightTimeoutError as exc:  # say what the player was doing (seen once under load)
+        state = page.evaluate(
+            "(() => { const a = document.querySelector('#audio'); return {paused: a.paused, "
+            "readyState: a.readyState, networkState: a.networkState, error: a.error && a.error.code, "
+            "currentTime: a.currentTime, src: a.currentSrc, status: document.querySelector('#np-status')"
+            "?.textContent, events: (window.__tonearm?.events || []).slice(-10)}; })()"
+        )
+        raise AssertionError(f"the clicked track did not play: {state}") from exc
     assert page.inner_text("#np-title") == "Browser Song 0"
     assert "kbps" in page.inner_text("#np-quality")
 
