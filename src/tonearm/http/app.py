@@ -128,6 +128,8 @@ def create_app(container: Container, *, start_workers: bool | None = None) -> Fa
         redoc_url=None,
     )
     app.state.container = container
+    # The Subsonic read model's caches live as long as this app (cleared on catalog changes).
+    app.state.subsonic_caches = subsonic_routes.read_caches(container)
     errors.install(app)
     app.add_middleware(MetricsMiddleware)
     routers = (

@@ -17,6 +17,7 @@ from tonearm.bootstrap import Container
 from tonearm.kernel.errors import TonearmError
 from tonearm.subsonic import handlers  # noqa: F401 (registers every method)
 from tonearm.subsonic.auth import authenticate
+from tonearm.subsonic.objects import ReadCaches
 from tonearm.subsonic.protocol import (
     GENERIC,
     METHODS,
@@ -97,6 +98,11 @@ async def rest(request: Request) -> Response:
             result.headers[key] = value
         return result
     return _answer(fmt, callback, result)
+
+
+def read_caches(c: Container) -> ReadCaches:
+    """The caches an app's Subsonic answers share (http/app.py keeps them on `app.state`)."""
+    return ReadCaches.following(c.catalog)
 
 
 ROUTES = [Route("/rest/{method}", rest, methods=["GET", "POST"])]

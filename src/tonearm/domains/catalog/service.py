@@ -89,6 +89,17 @@ def _precision(date: str | None) -> str | None:
     return {4: "year", 7: "month", 10: "day"}.get(len(date), "day")
 
 
+def tracks_visible_to(viewer_id: str | None) -> sa.ColumnElement[bool]:
+    """Tracks a listener may see: ready, and public or their own upload (public only without a
+    viewer). The one definition the other domains' reads of `tracks` share."""
+    if not viewer_id:
+        return sa.and_(tracks.c.status == "ready", tracks.c.visibility == "public")
+    return sa.and_(
+        tracks.c.status == "ready",
+        sa.or_(tracks.c.visibility == "public", tracks.c.owner_user_id == viewer_id),
+    )
+
+
 def check_id(value: str, kind: str) -> str:
     if not is_valid_id(value):
         raise BadRequest(f"invalid {kind} id {value[:40]!r}: ids are 22 base-62 characters")
@@ -182,10 +193,7 @@ class CatalogService:
 
     # Tracks -----------------------------------------------------------------------------------
     def _visible(self, viewer_id: str | None) -> sa.ColumnElement[bool]:
-        cond = sa.and_(tracks.c.status == "ready", tracks.c.visibility == "public")
-        if viewer_id:
-            cond = sa.or_(cond, sa.and_(tracks.c.status == "ready", tracks.c.owner_user_id == viewer_id))
-        return cond
+        return tracks_visible_to(viewer_id)
 
     def _build_tracks(
         self, conn: sa.Connection, rows: Sequence[Any], *, with_album: bool = True

@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from tonearm.bootstrap import Container
 from tonearm.domains.accounts.credentials import FAILURES_PER_MINUTE, Caller, failures_key
-from tonearm.domains.catalog.service import name_key
+from tonearm.domains.catalog.service import name_key, tracks_visible_to
 from tonearm.domains.catalog.tables import albums, artists, track_artists, tracks
 from tonearm.domains.history.service import ImportedPlay
 from tonearm.kernel.errors import TonearmError
@@ -276,10 +276,7 @@ class TrackMatcher:
         self._seen: dict[tuple[str, str, str], tuple[str, int] | None] = {}
 
     def _visible(self) -> sa.ColumnElement[bool]:
-        return sa.and_(
-            tracks.c.status == "ready",
-            sa.or_(tracks.c.visibility == "public", tracks.c.owner_user_id == self.user_id),
-        )
+        return tracks_visible_to(self.user_id)
 
     def match(self, listen: Listen) -> tuple[str, int] | None:
         """(track id, duration in ms) or None."""

@@ -22,7 +22,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tonearm.domains.catalog.service import CatalogService, check_id
+from tonearm.domains.catalog.service import CatalogService, check_id, tracks_visible_to
 from tonearm.domains.catalog.tables import albums, artists, track_artists, tracks
 from tonearm.domains.library.tables import album_saves, artist_follows, ratings, track_likes
 from tonearm.kernel.clock import Clock
@@ -71,10 +71,7 @@ def parse_uris(uris: str | None, *, unique: bool = True) -> list[tuple[IdKind, s
 
 
 def _visible_tracks(user_id: str) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        tracks.c.status == "ready",
-        sa.or_(tracks.c.visibility == "public", tracks.c.owner_user_id == user_id),
-    )
+    return tracks_visible_to(user_id)
 
 
 @dataclass(frozen=True)

@@ -290,13 +290,7 @@ def write_archive(
         .where(listening_scores.c.user_id == user_id)
         .order_by(listening_scores.c.kind, listening_scores.c.plays.desc(), listening_scores.c.item_id)
     ).all()
-    artist_names = dict(
-        conn.execute(
-            sa.select(artists.c.id, artists.c.name).where(
-                artists.c.id.in_([r.item_id for r in scores if r.kind == "artist"])
-            )
-        ).all()
-    )
+    artist_names = _names_of(conn, artists, [r.item_id for r in scores if r.kind == "artist"])
     scored_tracks = names.tracks(r.item_id for r in scores if r.kind == "track")
     out.value(
         "top_items.json",
@@ -408,6 +402,12 @@ def write_archive(
     )
 
 
+def _names_of(conn: sa.Connection, table: sa.Table, ids: list[str]) -> dict[str, str]:
+    """id -> name of the albums or artists named (a history refers to them by id alone)."""
+    rows = conn.execute(sa.select(table.c.id, table.c.name).where(table.c.id.in_(ids)))
+    return {r.id: r.name for r in rows}
+
+
 def _apps(out: ArchiveWriter, conn: sa.Connection, names: _Names, user_id: str) -> None:
     """What the apps people already use (Subsonic clients) keep: ratings, bookmarks, the saved
     queue, what is playing now, and the API keys (never a key or its hash)."""
@@ -417,20 +417,8 @@ def _apps(out: ArchiveWriter, conn: sa.Connection, names: _Names, user_id: str) 
         .order_by(ratings.c.kind, ratings.c.updated_at, ratings.c.item_id)
     ).all()
     rated_tracks = names.tracks(r.item_id for r in rated if r.kind == "track")
-    album_names = dict(
-        conn.execute(
-            sa.select(albums.c.id, albums.c.name).where(
-                albums.c.id.in_([r.item_id for r in rated if r.kind == "album"])
-            )
-        ).all()
-    )
-    artist_names = dict(
-        conn.execute(
-            sa.select(artists.c.id, artists.c.name).where(
-                artists.c.id.in_([r.item_id for r in rated if r.kind == "artist"])
-            )
-        ).all()
-    )
+    album_names = _names_of(conn, albums, [r.item_id for r in rated if r.kind == "album"])
+    artist_names = _names_of(conn, artists, [r.item_id for r in rated if r.kind == "artist"])
 
     def item(kind: str, item_id: str) -> Obj:
         if kind == "track":
